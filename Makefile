@@ -1,0 +1,57 @@
+# Strata: the two commands a newcomer needs.
+#   make run    virtualenv, demo landing zone, Dagster (webserver + daemon) on http://127.0.0.1:3000
+#   make test   virtualenv with test tools, lint, the whole test suite (CI runs exactly this)
+# Both honour DAGSTER_HOME, STRATA_DATA_DIR and STRATA_TPCH_SF.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+export STRATA_DATA_DIR ?= $(CURDIR)/.strata
+export DAGSTER_HOME ?= $(STRATA_DATA_DIR)/dagster_home
+export STRATA_TPCH_SF ?= 0.1
+# One "planned" event per asset for a range run instead of one per partition (see docs/benchmarks.md).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
+
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: run test install install-dev lint lock bench clean
+
+$(VENV)/.base: requirements/base.txt pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh base
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base requirements/dev.txt
+	scripts/bootstrap.sh dev
+	touch $@
+
+install: $(VENV)/.base
+install-dev: $(VENV)/.dev
+
+run: install
+	$(BIN)/strata demo generate
+	$(BIN)/strata prepare
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+lint: install-dev
+	$(BIN)/ruff check platform platform_tests bench
+	$(BIN)/ruff format --check platform platform_tests bench
+	$(BIN)/sqlfluff lint dbt
+
+test: install-dev
+	scripts/system-deps.sh
+	$(MAKE) --no-print-directory lint
+	$(BIN)/strata prepare
+	$(BIN)/pytest
+
+bench: install-dev
+	$(BIN)/python bench/spine.py
+
+# Re-pin requirements/*.txt from requirements/*.in (no index URLs are recorded).
+lock: install-dev
+	cd requirements && ../$(BIN)/uv pip compile base.in -p 3.11 -o base.txt -q \
+	  && ../$(BIN)/uv pip compile dev.in -p 3.11 -o dev.txt -q
+
+clean:
+	rm -rf $(VENV) dbt/target dbt/logs

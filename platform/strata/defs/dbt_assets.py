@@ -1,0 +1,143 @@
+"""dbt models as Dagster assets (dagster-dbt), split by materialization.
+
+* Incremental models are partitioned like the raw data they read and run with a single-run
+  backfill policy: a range of days is one ``dbt build`` with the window passed as vars
+  ``window_start`` / ``window_end`` (half-open). Each partition's materialization carries that
+  partition's row count.
+* Every other model (staging snapshots, dimensions) is unpartitioned and rebuilt fully.
+
+dbt sources carry ``meta.dagster.asset_key`` = the raw asset's key, so staging depends on raw.
+dbt tests become asset checks; error severity is blocking (dbt skips downstream models).
+No ``from __future__ import annotations`` here: Dagster reads the context annotation at runtime.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, dbt_assets
+from dagster_duckdb import DuckDBResource
+
+from strata import warehouse
+from strata.defs.constants import WAREHOUSE_POOL
+from strata.defs.dbt_project import dbt_project
+from strata.defs.partitions import window_of
+from strata.loading import DateWindow
+
+INCREMENTAL = "config.materialized:incremental"
+LAYER_GROUPS = {"staging": "staging", "marts": "marts"}
+
+
+class StrataDbtTranslator(DagsterDbtTranslator):
+    """Keys ``<schema>/<model>`` (``staging/stg_tpch__orders``, ``marts/fct_order_lines``), grouped by schema."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        """Sources use their ``meta.dagster.asset_key``; models ``[schema, name]``."""
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey([dbt_resource_props["config"]["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        """The model's schema (``staging`` or ``marts``)."""
+        return LAYER_GROUPS.get(dbt_resource_props["config"].get("schema") or "", "dbt")
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        """Models belong to the analytics-engineering team unless their meta says otherwise."""
+        meta = dbt_resource_props.get("config", {}).get("meta") or {}
+        return list(meta.get("owners") or ["team:analytics-engineering"])
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        """dagster-dbt's metadata plus ``window_column`` for window-incremental models."""
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        window_column = dbt_resource_props.get("config", {}).get("window_column")
+        if window_column:
+            metadata["window_column"] = window_column
+        return metadata
+
+
+def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exception | None]:
+    """Run a dbt invocation; return its events (with column metadata, and whole-table row counts)
+    and dbt's failure, if any.
+
+    dagster-dbt reads metadata through an in-process dbt adapter once dbt has exited (DuckDB
+    allows one writing process). That adapter keeps its DuckDB connection open (dbt-duckdb's
+    ``keep_open``), which would lock the next step out, so it is closed here. The caller yields
+    the events before it re-raises the failure, so test results are recorded either way.
+    """
+    stream = invocation.stream()
+    stream = stream.fetch_row_counts() if row_counts else stream
+    events, error = [], None
+    try:
+        for event in stream.fetch_column_metadata():
+            events.append(event)
+    except Exception as err:  # noqa: BLE001 - re-raised below, after the events
+        error = err
+    finally:
+        adapter = invocation.adapter
+        if adapter is not None:
+            adapter.cleanup_connections()
+            close_all = getattr(type(adapter.connections), "close_all_connections", None)
+            if close_all is not None:
+                close_all()
+    return events, error
+
+
+def _add_partition_row_counts(
+    context: dg.AssetExecutionContext, db: DuckDBResource, window: DateWindow, events: list
+) -> None:
+    """Attach ``dagster/row_count`` per partition to every model that was materialized."""
+    built = {e.output_name for e in events if isinstance(e, dg.Output)}
+    with db.get_connection() as con:
+        for output_name, key in context.assets_def.keys_by_output_name.items():
+            if output_name not in built:
+                continue
+            spec = context.assets_def.specs_by_key[key]
+            table = ".".join(str(spec.metadata["dagster/table_name"]).split(".")[-2:])
+            column = spec.metadata["window_column"]
+            counts = warehouse.rows_per_partition(con, table, column, window.start, window.end)
+            for day in window.days():
+                context.add_asset_metadata(
+                    {"dagster/row_count": counts.get(day, 0)}, asset_key=key, partition_key=day.isoformat()
+                )
+
+
+def build_dbt_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The two dbt asset definitions: incremental models partitioned by ``daily``, and the rest."""
+    translator = StrataDbtTranslator()
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        select=INCREMENTAL,
+        name="dbt_incremental",
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource):
+        window = window_of(context)
+        dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
+        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        events, error = _run_dbt(invocation, row_counts=False)
+        _add_partition_row_counts(context, warehouse, window, events)
+        yield from events
+        if error is not None:
+            raise error
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        exclude=INCREMENTAL,
+        name="dbt_full_refresh",
+        dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_full_refresh(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        events, error = _run_dbt(dbt.cli(["build"], context=context), row_counts=True)
+        yield from events
+        if error is not None:
+            raise error
+
+    return [dbt_incremental, dbt_full_refresh]

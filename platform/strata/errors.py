@@ -1,0 +1,46 @@
+"""The few named errors Strata raises. Each says what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class StrataError(Exception):
+    """Base class of every error Strata raises on purpose."""
+
+
+class MissingSourceFileError(StrataError):
+    """Landing files that a requested partition needs are not there.
+
+    Attributes:
+        paths: the expected paths that do not exist (absolute).
+    """
+
+    def __init__(self, dataset: str, paths: Sequence[Path]):
+        self.dataset = dataset
+        self.paths = list(paths)
+        shown = "\n  ".join(str(p) for p in self.paths[:20])
+        more = f"\n  ... and {len(self.paths) - 20} more" if len(self.paths) > 20 else ""
+        super().__init__(
+            f"{dataset}: {len(self.paths)} expected landing file(s) missing; nothing was loaded:\n"
+            f"  {shown}{more}\nDrop the file(s) in the landing zone, or exclude those partitions from the run."
+        )
+
+
+class CorruptSourceFileError(StrataError):
+    """A landing file exists but cannot be read (truncated, not the declared format, bad encoding).
+
+    Attributes:
+        path: the unreadable file (absolute).
+        reason: the reader's message.
+    """
+
+    def __init__(self, dataset: str, path: Path, reason: str):
+        self.dataset = dataset
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"{dataset}: cannot read landing file {path}: {reason.strip().splitlines()[0]}\n"
+            "Nothing was loaded for this run. Replace the file with a valid one and re-run the partition."
+        )

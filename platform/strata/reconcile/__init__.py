@@ -1,0 +1,1 @@
+"""Reconciliation: recompute numbers from the source with bare DuckDB and compare with the warehouse."""

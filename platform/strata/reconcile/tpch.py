@@ -1,0 +1,200 @@
+"""``strata verify`` for TPC-H: the landing files against the warehouse, with bare DuckDB.
+
+Checks (each a query pair, source side over the landing files, warehouse side over the tables):
+
+* rows per table: every raw table, staging model, ``fct_order_lines`` and the dimensions;
+* revenue per day: ``mart_revenue_daily`` row by row (revenue, orders, customers, lines, AOV);
+* TPC-H Q1, Q3, Q5 and Q6 (TPC-H 2.18 clause 2.4, validation substitution parameters) over the
+  source tables, and rewritten over the marts.
+
+The source side never touches the warehouse: it reads the Parquet drops, so a loading or
+transformation bug cannot hide on both sides. With a window ``[start, end)`` both sides are
+restricted to the orders of those days (and their line items); snapshots are compared whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from strata.loading import DateWindow
+from strata.reconcile.compare import Mismatch, compare_keyed, compare_rows
+from strata.registry.models import Dataset
+
+# (name, source SQL over tables named like TPC-H, warehouse SQL over the marts, key width)
+QUERIES: list[tuple[str, str, str, int]] = [
+    (
+        "tpch_q1",
+        """select l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice),
+                  sum(l_extendedprice * (1 - l_discount)), sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)),
+                  avg(l_quantity), avg(l_extendedprice), avg(l_discount), count(*)
+           from lineitem where l_shipdate <= date '1998-12-01' - interval 90 day
+           group by 1, 2 order by 1, 2""",
+        """select return_flag, line_status, sum(quantity), sum(extended_price),
+                  sum(net_revenue), sum(net_revenue * (1 + tax)),
+                  avg(quantity), avg(extended_price), avg(discount), count(*)
+           from fct_order_lines where ship_date <= date '1998-12-01' - interval 90 day
+           group by 1, 2 order by 1, 2""",
+        2,
+    ),
+    (
+        "tpch_q3",
+        """select l_orderkey, sum(l_extendedprice * (1 - l_discount)) as revenue, o_orderdate, o_shippriority
+           from customer, orders, lineitem
+           where c_mktsegment = 'BUILDING' and c_custkey = o_custkey and l_orderkey = o_orderkey
+             and o_orderdate < date '1995-03-15' and l_shipdate > date '1995-03-15'
+           group by l_orderkey, o_orderdate, o_shippriority
+           order by revenue desc, o_orderdate, l_orderkey limit 10""",
+        """select f.order_key, sum(f.net_revenue) as revenue, f.order_date, f.ship_priority
+           from fct_order_lines f join dim_customer c on f.customer_key = c.customer_key
+           where c.market_segment = 'BUILDING' and f.order_date < date '1995-03-15' and f.ship_date > date '1995-03-15'
+           group by f.order_key, f.order_date, f.ship_priority
+           order by revenue desc, f.order_date, f.order_key limit 10""",
+        1,
+    ),
+    (
+        "tpch_q5",
+        """select n_name, sum(l_extendedprice * (1 - l_discount)) as revenue
+           from customer, orders, lineitem, supplier, nation, region
+           where c_custkey = o_custkey and l_orderkey = o_orderkey and l_suppkey = s_suppkey
+             and c_nationkey = s_nationkey and s_nationkey = n_nationkey and n_regionkey = r_regionkey
+             and r_name = 'ASIA' and o_orderdate >= date '1994-01-01' and o_orderdate < date '1995-01-01'
+           group by n_name order by revenue desc, n_name""",
+        """select s.nation_name, sum(f.net_revenue) as revenue
+           from fct_order_lines f
+           join dim_customer c on f.customer_key = c.customer_key
+           join dim_supplier s on f.supplier_key = s.supplier_key
+           where c.nation_key = s.nation_key and s.region_name = 'ASIA'
+             and f.order_date >= date '1994-01-01' and f.order_date < date '1995-01-01'
+           group by s.nation_name order by revenue desc, s.nation_name""",
+        1,
+    ),
+    (
+        "tpch_q6",
+        """select sum(l_extendedprice * l_discount) as revenue from lineitem
+           where l_shipdate >= date '1994-01-01' and l_shipdate < date '1995-01-01'
+             and l_discount between 0.05 and 0.07 and l_quantity < 24""",
+        """select sum(extended_price * discount) as revenue from fct_order_lines
+           where ship_date >= date '1994-01-01' and ship_date < date '1995-01-01'
+             and discount between 0.05 and 0.07 and quantity < 24""",
+        0,
+    ),
+]
+
+REVENUE_SOURCE = """
+    select o_orderdate, sum(l_extendedprice * (1 - l_discount)), count(distinct o_orderkey),
+           count(distinct o_custkey), count(*),
+           cast(sum(l_extendedprice * (1 - l_discount)) / count(distinct o_orderkey) as decimal(18, 4))
+    from lineitem join orders on l_orderkey = o_orderkey group by 1"""
+REVENUE_WAREHOUSE = """
+    select order_date, revenue, order_count, customer_count, line_count, average_order_value
+    from mart_revenue_daily"""
+
+_TABLES = ("orders", "lineitem", "customer", "part", "supplier", "partsupp", "nation", "region")
+# warehouse table -> (source table whose row count it must have, its partition column or None)
+ROW_COUNTS: dict[str, tuple[str, str | None]] = {
+    **{f"raw.tpch_{t}": (t, "_partition_date" if t in ("orders", "lineitem") else None) for t in _TABLES},
+    **{f"staging.stg_tpch__{t}": (t, "order_date" if t in ("orders", "lineitem") else None) for t in _TABLES},
+    "marts.fct_order_lines": ("lineitem", "order_date"),
+    "marts.dim_customer": ("customer", None),
+    "marts.dim_supplier": ("supplier", None),
+    "marts.dim_part": ("part", None),
+}
+MART_VIEWS = {  # the marts the queries read, and their partition column
+    "fct_order_lines": "order_date",
+    "mart_revenue_daily": "order_date",
+    "dim_customer": None,
+    "dim_supplier": None,
+}
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`: checks run and every mismatch found."""
+
+    checks: list[str]
+    mismatches: list[Mismatch]
+
+    @property
+    def ok(self) -> bool:
+        """True when no check found a difference."""
+        return not self.mismatches
+
+
+def _window_sql(column: str, window: DateWindow | None) -> str:
+    if window is None:
+        return "true"
+    return f"{column} >= date '{window.start.isoformat()}' and {column} < date '{window.end.isoformat()}'"
+
+
+def source_views(
+    con: duckdb.DuckDBPyConnection, datasets: Sequence[Dataset], landing_dir: Path, window: DateWindow | None
+) -> None:
+    """Create one view per TPC-H table (``orders``, ``lineitem`` ...) over its landing files.
+
+    With a window, daily tables read only the window's files.
+    """
+    for ds in datasets:
+        table = ds.name.removeprefix("tpch_")
+        if ds.partitioning and window is not None:
+            paths = [str(landing_dir / ds.source.path.format(date=d.isoformat())) for d in window.days()]
+        else:
+            paths = [str(landing_dir / ds.source.path.replace("{date}", "*"))]
+        listing = ", ".join(f"'{p}'" for p in paths)
+        con.execute(f"create or replace view {table} as select * from read_parquet([{listing}])")
+
+
+def warehouse_views(con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> None:
+    """Create views named like the marts over the attached warehouse ``wh``, restricted to the window."""
+    for name, column in MART_VIEWS.items():
+        where = _window_sql(column, window) if column else "true"
+        con.execute(f"create or replace view {name} as select * from wh.marts.{name} where {where}")
+
+
+def verify(
+    datasets: Sequence[Dataset], landing_dir: Path, warehouse_path: Path, window: DateWindow | None = None
+) -> VerifyReport:
+    """Recompute every check from ``landing_dir`` and compare with the warehouse at ``warehouse_path``.
+
+    The warehouse is attached read-only. ``window`` restricts both sides to those order dates.
+
+    Raises:
+        duckdb.IOException: the warehouse file is missing or locked by a writer.
+    """
+    con = duckdb.connect()
+    con.execute(f"attach '{warehouse_path}' as wh (read_only)")
+    source_views(con, datasets, landing_dir, window)
+    checks, mismatches = [], []
+
+    for table, (source, column) in ROW_COUNTS.items():
+        name = f"rows:{table}"
+        checks.append(name)
+        expected = con.execute(f"select count(*) from {source}").fetchone()
+        where = _window_sql(column, window) if column else "true"
+        try:
+            actual = con.execute(f"select count(*) from wh.{table} where {where}").fetchone()
+        except duckdb.CatalogException:
+            actual = ("missing table",)
+        mismatches += compare_rows(name, [expected], [actual], key_width=0)
+
+    try:
+        warehouse_views(con, window)
+    except duckdb.CatalogException as err:
+        con.close()
+        return VerifyReport(checks, [*mismatches, Mismatch("marts", "tables", "present", str(err).splitlines()[0])])
+
+    checks.append("revenue_per_day")
+    expected = {r[0]: r[1:] for r in con.execute(REVENUE_SOURCE).fetchall()}
+    actual = {r[0]: r[1:] for r in con.execute(REVENUE_WAREHOUSE).fetchall()}
+    mismatches += compare_keyed("revenue_per_day", expected, actual)
+
+    for name, source_sql, mart_sql, key_width in QUERIES:
+        checks.append(name)
+        mismatches += compare_rows(
+            name, con.execute(source_sql).fetchall(), con.execute(mart_sql).fetchall(), key_width
+        )
+    con.close()
+    return VerifyReport(checks, mismatches)

@@ -1,0 +1,1 @@
+"""The asset registry: dataset declarations (YAML in ``assets_config/``) parsed into typed specs."""

@@ -1,0 +1,1 @@
+"""Source readers: where a raw dataset's rows come from (landing files, Postgres, HTTP APIs)."""

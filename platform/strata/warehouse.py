@@ -1,0 +1,132 @@
+"""The DuckDB warehouse: atomic, idempotent writes and table fingerprints.
+
+Every write here happens in one transaction: a crash or an error leaves the previous state.
+This module knows nothing of Dagster or the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+
+
+def quote(identifier: str) -> str:
+    """Quote a SQL identifier for DuckDB (``a"b`` -> ``"a""b"``)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def qualified(table: str) -> str:
+    """Quote a ``schema.table`` name."""
+    schema, _, name = table.partition(".")
+    return f"{quote(schema)}.{quote(name)}" if name else quote(schema)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``schema.table`` exists."""
+    schema, _, name = table.partition(".")
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def replace_window(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select_sql: str,
+    partition_column: str,
+    start: date,
+    end: date,
+    params: Sequence[object] = (),
+) -> int:
+    """Replace the rows of ``table`` whose ``partition_column`` is in ``[start, end)`` with ``select_sql``.
+
+    The table is created from the query's shape on first use. Delete and insert run in one
+    transaction; columns are matched by name.
+
+    Returns:
+        The number of rows inserted.
+
+    Raises:
+        duckdb.Error: the query failed; the transaction was rolled back.
+    """
+    target = qualified(table)
+    con.execute("begin transaction")
+    try:
+        _create_if_missing(con, table, select_sql, params)
+        con.execute(
+            f"delete from {target} where {quote(partition_column)} >= ? and {quote(partition_column)} < ?",
+            [start, end],
+        )
+        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchone()[0]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(inserted)
+
+
+def replace_table(
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
+) -> int:
+    """Replace ``table`` with the result of ``select_sql`` in one transaction; return the row count."""
+    schema, _, _ = table.partition(".")
+    con.execute("begin transaction")
+    try:
+        con.execute(f"create schema if not exists {quote(schema)}")
+        con.execute(f"create or replace table {qualified(table)} as {select_sql}", list(params))
+        count = con.execute(f"select count(*) from {qualified(table)}").fetchone()[0]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(count)
+
+
+def _create_if_missing(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params) -> None:
+    if table_exists(con, table):
+        return
+    schema, _, _ = table.partition(".")
+    con.execute(f"create schema if not exists {quote(schema)}")
+    con.execute(f"create table {qualified(table)} as select * from ({select_sql}) limit 0", list(params))
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of each column of ``schema.table``, in table order."""
+    schema, _, name = table.partition(".")
+    return [
+        (r[0], r[1])
+        for r in con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+    ]
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, table: str, exclude: Sequence[str] = ()) -> tuple[int, int]:
+    """An order-independent fingerprint of a table's content: ``(row count, sum of row hashes)``.
+
+    ``exclude`` names columns left out, such as load metadata that differs between runs
+    (``_loaded_at``, ``_run_id``). Two tables with the same rows give the same fingerprint.
+    """
+    cols = [quote(c) for c, _ in columns(con, table) if c not in set(exclude)]
+    row = con.execute(
+        f"select count(*), coalesce(sum(hash({', '.join(cols)})::hugeint), 0) from {qualified(table)}"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def rows_per_partition(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, start: date, end: date
+) -> dict[date, int]:
+    """Row count of ``table`` per value of date ``column`` in ``[start, end)`` (absent dates: none)."""
+    rows = con.execute(
+        f"select {quote(column)}, count(*) from {qualified(table)} "
+        f"where {quote(column)} >= ? and {quote(column)} < ? group by 1",
+        [start, end],
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
