@@ -7,7 +7,9 @@
     is emptied in the model too, which a key-based delete cannot do. Any other model falls back
     to dbt's standard delete+insert.
 -#}
-{% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
+{% macro duckdb__get_delete_insert_merge_sql(
+    target, source, unique_key, dest_columns, incremental_predicates
+) -%}
     {%- set window_column = config.get('window_column') -%}
     {%- if window_column and not unique_key -%}
         {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute="name")) -%}
@@ -20,6 +22,8 @@
             from {{ source }}
         )
     {%- else -%}
-        {{ dbt.default__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+        {{ dbt.default__get_delete_insert_merge_sql(
+            target, source, unique_key, dest_columns, incremental_predicates
+        ) }}
     {%- endif -%}
 {%- endmacro %}

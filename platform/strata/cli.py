@@ -1,8 +1,8 @@
 """``strata``: the one command-line interface.
 
-    strata demo generate [--scale-factor SF] [--force]   TPC-H landing zone (STRATA_TPCH_SF)
-    strata prepare                                        dbt manifest + Dagster home
-    strata verify                                         reconcile the warehouse with the source
+strata demo generate [--scale-factor SF] [--force]   TPC-H landing zone (STRATA_TPCH_SF)
+strata prepare                                        dbt manifest + Dagster home
+strata verify                                         reconcile the warehouse with the source
 """
 
 from __future__ import annotations
@@ -27,8 +27,16 @@ def demo() -> None:
 
 
 @demo.command("generate")
-@click.option("--scale-factor", "-s", type=float, default=None, help="TPC-H scale factor (default: STRATA_TPCH_SF or 0.1).")
-@click.option("--force", is_flag=True, help="Regenerate even if the landing zone already holds this scale factor.")
+@click.option(
+    "--scale-factor",
+    "-s",
+    type=float,
+    default=None,
+    help="TPC-H scale factor (default: STRATA_TPCH_SF or 0.1).",
+)
+@click.option(
+    "--force", is_flag=True, help="Regenerate even if the landing zone already holds this scale factor."
+)
 def demo_generate(scale_factor: float | None, force: bool) -> None:
     """Generate TPC-H with tpchgen-cli and lay it out in the landing zone (idempotent)."""
     from strata.demo.tpch import generate
@@ -49,8 +57,15 @@ def prepare() -> None:
     settings.export()
     dbt = Path(sys.executable).parent / "dbt"
     subprocess.run(
-        [str(dbt if dbt.exists() else "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
+        [
+            str(dbt if dbt.exists() else "dbt"),
+            "parse",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--quiet",
+        ],
         check=True,
     )
     click.echo(f"dbt manifest: {DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
@@ -65,7 +80,12 @@ def prepare() -> None:
 
 @main.command()
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First order date to compare.")
-@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Order date after the last one (exclusive).")
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Order date after the last one (exclusive).",
+)
 def verify(start, end) -> None:
     """Recompute rows, daily revenue and TPC-H Q1/Q3/Q5/Q6 from the landing files; compare.
 

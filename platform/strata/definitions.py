@@ -24,6 +24,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     executor (docs/benchmarks.md).
     """
     settings = settings or Settings.from_env()
+    settings.ensure_directories()
     settings.export()
     datasets = TPCH_DATASETS
     daily = daily_partitions(next(d.partitioning for d in datasets if d.partitioning))

@@ -24,7 +24,8 @@ class MissingSourceFileError(StrataError):
         more = f"\n  ... and {len(self.paths) - 20} more" if len(self.paths) > 20 else ""
         super().__init__(
             f"{dataset}: {len(self.paths)} expected landing file(s) missing; nothing was loaded:\n"
-            f"  {shown}{more}\nDrop the file(s) in the landing zone, or exclude those partitions from the run."
+            f"  {shown}{more}\n"
+            "Drop the file(s) in the landing zone, or exclude those partitions from the run."
         )
 
 

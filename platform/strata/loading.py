@@ -14,7 +14,7 @@ snapshot load replaces the table. Both run in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -77,7 +77,7 @@ def load_dataset(
         files = file_source.snapshot_files(dataset.source, landing_root)
     file_source.require_present(dataset.name, files)
 
-    loaded_at = datetime.now(timezone.utc)
+    loaded_at = datetime.now(UTC)
     select_sql = _select_sql(con, dataset, files)
     params = [loaded_at, run_id]
     try:

@@ -49,6 +49,11 @@ class Settings(BaseModel):
             tpch_sf=float(env.get("STRATA_TPCH_SF") or 0.1),
         )
 
+    def ensure_directories(self) -> None:
+        """Create the data folder and the warehouse's folder (DuckDB does not create folders)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+
     def export(self) -> None:
         """Publish the resolved paths to ``os.environ``, so that dbt subprocesses see the same files."""
         os.environ["STRATA_DATA_DIR"] = str(self.data_dir)

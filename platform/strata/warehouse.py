@@ -6,10 +6,43 @@ This module knows nothing of Dagster or the registry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
 import duckdb
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+#: How long to wait for another process's lock on the warehouse file before giving up (seconds).
+LOCK_TIMEOUT_SECONDS = 60
+
+
+def _is_lock_conflict(err: BaseException) -> bool:
+    return isinstance(err, duckdb.IOException) and "lock" in str(err).lower()
+
+
+@contextmanager
+def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse file, and always close it.
+
+    A lock held by another process (DuckDB allows one writer per file) is retried with
+    exponential backoff for up to :data:`LOCK_TIMEOUT_SECONDS`.
+
+    Raises:
+        duckdb.IOException: the file stayed locked, or cannot be opened.
+    """
+    opener = retry(
+        retry=retry_if_exception(_is_lock_conflict),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(LOCK_TIMEOUT_SECONDS),
+        reraise=True,
+    )(duckdb.connect)
+    con = opener(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def quote(identifier: str) -> str:

@@ -17,12 +17,12 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, dbt_assets
-from dagster_duckdb import DuckDBResource
 
 from strata import warehouse
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.dbt_project import dbt_project
 from strata.defs.partitions import window_of
+from strata.defs.resources import Warehouse
 from strata.loading import DateWindow
 
 INCREMENTAL = "config.materialized:incremental"
@@ -30,7 +30,7 @@ LAYER_GROUPS = {"staging": "staging", "marts": "marts"}
 
 
 class StrataDbtTranslator(DagsterDbtTranslator):
-    """Keys ``<schema>/<model>`` (``staging/stg_tpch__orders``, ``marts/fct_order_lines``), grouped by schema."""
+    """Keys ``<schema>/<model>`` (``staging/stg_tpch__orders``), grouped by schema."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         """Sources use their ``meta.dagster.asset_key``; models ``[schema, name]``."""
@@ -57,8 +57,9 @@ class StrataDbtTranslator(DagsterDbtTranslator):
 
 
 def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exception | None]:
-    """Run a dbt invocation; return its events (with column metadata, and whole-table row counts)
-    and dbt's failure, if any.
+    """Run a dbt invocation; return its events and dbt's failure, if any.
+
+    Events carry column metadata (and whole-table row counts if ``row_counts``).
 
     dagster-dbt reads metadata through an in-process dbt adapter once dbt has exited (DuckDB
     allows one writing process). That adapter keeps its DuckDB connection open (dbt-duckdb's
@@ -84,11 +85,11 @@ def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exce
 
 
 def _add_partition_row_counts(
-    context: dg.AssetExecutionContext, db: DuckDBResource, window: DateWindow, events: list
+    context: dg.AssetExecutionContext, db: Warehouse, window: DateWindow, events: list
 ) -> None:
     """Attach ``dagster/row_count`` per partition to every model that was materialized."""
     built = {e.output_name for e in events if isinstance(e, dg.Output)}
-    with db.get_connection() as con:
+    with db.connect() as con:
         for output_name, key in context.assets_def.keys_by_output_name.items():
             if output_name not in built:
                 continue
@@ -116,7 +117,7 @@ def build_dbt_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
     )
-    def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource):
+    def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         window = window_of(context)
         dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)

@@ -3,13 +3,11 @@
 No ``from __future__ import annotations`` here: Dagster reads the context annotation at runtime.
 """
 
-
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.partitions import daily_partitions, window_of
-from strata.defs.resources import LandingZone
+from strata.defs.resources import LandingZone, Warehouse
 from strata.loading import LOAD_COLUMNS, load_dataset
 from strata.registry.models import Dataset
 
@@ -28,7 +26,11 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(dataset.partitioning) if dataset.partitioning else None
     schema = dg.TableSchema(
         columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in dataset.columns]
-        + [dg.TableColumn(c, "load metadata") for c in LOAD_COLUMNS if partitions_def or c != "_partition_date"]
+        + [
+            dg.TableColumn(c, "load metadata")
+            for c in LOAD_COLUMNS
+            if partitions_def or c != "_partition_date"
+        ]
     )
 
     @dg.asset(
@@ -48,9 +50,11 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
             "load_strategy": dataset.load,
         },
     )
-    def _raw(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    def _raw(
+        context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
         window = window_of(context) if partitions_def else None
-        with warehouse.get_connection() as con:
+        with warehouse.connect() as con:
             report = load_dataset(con, dataset, landing.path, context.run_id, window)
         for day, rows in report.rows_by_partition.items():
             context.add_asset_metadata({"dagster/row_count": rows}, partition_key=day.isoformat())

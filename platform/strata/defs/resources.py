@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import sys
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
-from dagster_duckdb import DuckDBResource
+from packaging import version
 
+from strata import warehouse
 from strata.defs.dbt_project import dbt_project
 from strata.settings import Settings
 
@@ -25,6 +27,32 @@ class LandingZone(dg.ConfigurableResource):
         return Path(self.root)
 
 
+class StrataDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource, reading dbt-core's version in process.
+
+    dagster-dbt learns the dbt version by running ``dbt --version`` once per run. That spawns a
+    Python process that imports dbt and asks PyPI for the newest release (2.3 s per run here,
+    longer without network). dbt-core is installed in this environment, so its version is read
+    from the package instead. Everything else is dagster-dbt's.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        from dbt.version import __version__ as dbt_core_version
+
+        return version.parse(dbt_core_version)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB warehouse file. Steps that use it must be in the warehouse pool."""
+
+    path: str
+
+    def connect(self, read_only: bool = False):
+        """A connection that is closed however the block ends (see :func:`strata.warehouse.connect`)."""
+        return warehouse.connect(self.path, read_only=read_only)
+
+
 def dbt_executable() -> str:
     """The ``dbt`` of this interpreter's environment (a virtualenv need not be on PATH)."""
     beside = Path(sys.executable).parent / "dbt"
@@ -32,9 +60,14 @@ def dbt_executable() -> str:
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """The resources every Strata definition uses, keyed by resource name."""
+    """The resources every Strata definition uses, keyed by resource name.
+
+    Paths are environment variables resolved when a run starts, the same variables dbt reads,
+    so Python steps and dbt always open the same files. ``settings.export()`` sets them.
+    """
+    settings.export()
     return {
-        "landing": LandingZone(root=str(settings.landing_dir)),
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "landing": LandingZone(root=dg.EnvVar("STRATA_LANDING_DIR")),
+        "warehouse": Warehouse(path=dg.EnvVar("STRATA_WAREHOUSE_PATH")),
+        "dbt": StrataDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

@@ -29,7 +29,8 @@ QUERIES: list[tuple[str, str, str, int]] = [
     (
         "tpch_q1",
         """select l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice),
-                  sum(l_extendedprice * (1 - l_discount)), sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)),
+                  sum(l_extendedprice * (1 - l_discount)),
+                  sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)),
                   avg(l_quantity), avg(l_extendedprice), avg(l_discount), count(*)
            from lineitem where l_shipdate <= date '1998-12-01' - interval 90 day
            group by 1, 2 order by 1, 2""",
@@ -50,7 +51,8 @@ QUERIES: list[tuple[str, str, str, int]] = [
            order by revenue desc, o_orderdate, l_orderkey limit 10""",
         """select f.order_key, sum(f.net_revenue) as revenue, f.order_date, f.ship_priority
            from fct_order_lines f join dim_customer c on f.customer_key = c.customer_key
-           where c.market_segment = 'BUILDING' and f.order_date < date '1995-03-15' and f.ship_date > date '1995-03-15'
+           where c.market_segment = 'BUILDING'
+             and f.order_date < date '1995-03-15' and f.ship_date > date '1995-03-15'
            group by f.order_key, f.order_date, f.ship_priority
            order by revenue desc, f.order_date, f.order_key limit 10""",
         1,
@@ -184,7 +186,9 @@ def verify(
         warehouse_views(con, window)
     except duckdb.CatalogException as err:
         con.close()
-        return VerifyReport(checks, [*mismatches, Mismatch("marts", "tables", "present", str(err).splitlines()[0])])
+        return VerifyReport(
+            checks, [*mismatches, Mismatch("marts", "tables", "present", str(err).splitlines()[0])]
+        )
 
     checks.append("revenue_per_day")
     expected = {r[0]: r[1:] for r in con.execute(REVENUE_SOURCE).fetchall()}

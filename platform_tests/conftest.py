@@ -1,0 +1,177 @@
+"""Shared fixtures: a tiny TPC-H landing zone (SF 0.01), a temporary warehouse, a Dagster instance.
+
+Everything is real: tpchgen-cli data, a DuckDB file, dbt-duckdb, a Dagster instance on SQLite.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from strata.demo.tpch import generate
+from strata.settings import DBT_PROJECT_DIR, Settings
+
+TEST_SCALE_FACTOR = 0.01
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def tpch_landing(tmp_path_factory) -> Path:
+    """A TPC-H SF 0.01 landing zone, generated once per session. Tests must not modify it."""
+    root = tmp_path_factory.mktemp("landing")
+    generate(root, TEST_SCALE_FACTOR)
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """dbt parse once per session, as the Dagster project's conftest in project_dbt does."""
+    subprocess.run(
+        [
+            str(BIN / "dbt"),
+            "parse",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--quiet",
+        ],
+        check=True,
+    )
+    return DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+@pytest.fixture
+def landing_copy(tpch_landing, tmp_path) -> Path:
+    """A private copy of the landing zone that a test may damage."""
+    target = tmp_path / "landing"
+    shutil.copytree(tpch_landing, target)
+    return target
+
+
+def make_settings(monkeypatch, data_dir: Path, landing: Path) -> Settings:
+    """Point Strata's environment at ``data_dir`` (warehouse) and ``landing``."""
+    monkeypatch.setenv("STRATA_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("STRATA_LANDING_DIR", str(landing))
+    monkeypatch.setenv("STRATA_WAREHOUSE_PATH", str(data_dir / "warehouse.duckdb"))
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    return Settings.from_env()
+
+
+class Platform:
+    """The code location under test: definitions, a Dagster instance and the warehouse file."""
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance):
+        from strata.definitions import build_definitions
+
+        self.settings = settings
+        self.instance = instance
+        self.defs = build_definitions(settings)
+        self.graph = self.defs.resolve_asset_graph()
+        self.job = self.defs.resolve_implicit_global_asset_job_def()
+
+    def keys(self, partitioned: bool | None = None) -> list[dg.AssetKey]:
+        """All asset keys, or only the (un)partitioned ones."""
+        return [
+            k
+            for k in self.graph.get_all_asset_keys()
+            if self.graph.get(k).is_materializable
+            and (partitioned is None or bool(self.graph.get(k).partitions_def) == partitioned)
+        ]
+
+    def materialize(
+        self,
+        selection: Iterable[dg.AssetKey] | None = None,
+        partition: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        """Run the selection: one partition, a range in one run (inclusive keys), or unpartitioned."""
+        tags = {}
+        if start:
+            tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+        return self.job.execute_in_process(
+            instance=self.instance,
+            asset_selection=list(selection) if selection is not None else None,
+            partition_key=partition,
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
+
+    def load_snapshots(self) -> None:
+        """Materialize every unpartitioned asset (raw snapshots, their staging, dimensions)."""
+        assert self.materialize(self.keys(partitioned=False)).success
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Run SQL against the warehouse (read-only) and return all rows."""
+        with duckdb.connect(str(self.settings.warehouse_path), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral Dagster instance (SQLite in a temp dir)."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def platform(monkeypatch, tmp_path, tpch_landing, instance) -> Platform:
+    """Strata over the shared landing zone, with a fresh warehouse."""
+    return Platform(make_settings(monkeypatch, tmp_path / "data", tpch_landing), instance)
+
+
+#: The order dates the seeded warehouse holds: January 1995, as [start, end) and as inclusive keys.
+SEEDED_WINDOW = ("1995-01-01", "1995-02-01")
+SEEDED_KEYS = ("1995-01-01", "1995-01-31")
+
+
+@pytest.fixture(scope="session")
+def seeded_warehouse(tmp_path_factory, tpch_landing) -> Path:
+    """A warehouse built once through Dagster: every snapshot and dimension, and January 1995."""
+    data = tmp_path_factory.mktemp("seeded")
+    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as inst:
+        platform = Platform(make_settings(mp, data, tpch_landing), inst)
+        platform.load_snapshots()
+        start, end = SEEDED_KEYS
+        assert platform.materialize(platform.keys(partitioned=True), start=start, end=end).success
+    return data / "warehouse.duckdb"
+
+
+@pytest.fixture
+def seeded(monkeypatch, tmp_path, tpch_landing, seeded_warehouse, instance) -> Platform:
+    """Strata over the shared landing zone, with a private copy of the seeded warehouse."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(seeded_warehouse, data / "warehouse.duckdb")
+    return Platform(make_settings(monkeypatch, data, tpch_landing), instance)
+
+
+@pytest.fixture
+def damaged_platform(monkeypatch, tmp_path, landing_copy, seeded_warehouse, instance) -> Platform:
+    """The seeded warehouse over a private landing copy (``settings.landing_dir``) a test may damage."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(seeded_warehouse, data / "warehouse.duckdb")
+    return Platform(make_settings(monkeypatch, data, landing_copy), instance)
+
+
+def landing_rows(landing: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Run SQL with bare DuckDB in memory (for reading landing files)."""
+    with duckdb.connect() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def daily_file(landing: Path, table: str, day: date | str) -> Path:
+    """The landing file of ``table`` for ``day``."""
+    day = day if isinstance(day, str) else day.isoformat()
+    return landing / "tpch" / table / f"{table}_{day}.parquet"

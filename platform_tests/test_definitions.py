@@ -1,0 +1,93 @@
+"""The code location loads, and its asset graph is what we review (snapshot)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from strata.defs.constants import WAREHOUSE_POOL
+from strata.settings import PROJECT_ROOT
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+def graph_snapshot(platform) -> dict:
+    """Keys, groups, deps, partitioning, kinds, owners and checks of every asset."""
+    g = platform.graph
+    out = {}
+    for key in sorted(g.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = g.get(key)
+        out[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(p.to_user_string() for p in node.parent_keys),
+            "partitioned": node.partitions_def is not None,
+            "backfill_policy": str(node.backfill_policy.policy_type.value) if node.backfill_policy else None,
+            "kinds": sorted(node.kinds),
+            "owners": sorted(node.owners),
+            "checks": sorted(k.name for k in g.get_check_keys_for_assets({key})),
+        }
+    return out
+
+
+def test_definitions_load(platform):
+    dg.Definitions.validate_loadable(platform.defs)
+
+
+def test_asset_graph_matches_snapshot(platform):
+    """Any change of a key, a dependency, a group or a check shows up here and in review.
+
+    Regenerate with STRATA_UPDATE_SNAPSHOTS=1 after an intended change.
+    """
+    current = graph_snapshot(platform)
+    if os.environ.get("STRATA_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_layers_and_partitioning(platform):
+    snap = graph_snapshot(platform)
+    raw = {k for k in snap if k.startswith("raw/")}
+    assert raw == {
+        f"raw/tpch_{t}"
+        for t in ("orders", "lineitem", "customer", "part", "supplier", "partsupp", "nation", "region")
+    }
+    assert {k for k, v in snap.items() if v["partitioned"]} == {
+        "raw/tpch_orders",
+        "raw/tpch_lineitem",
+        "staging/stg_tpch__orders",
+        "staging/stg_tpch__lineitem",
+        "marts/fct_order_lines",
+        "marts/mart_revenue_daily",
+    }
+    assert all(v["backfill_policy"] == "SINGLE_RUN" for v in snap.values() if v["partitioned"])
+    # each dbt source maps onto its raw asset: staging depends on raw, nothing is a stub
+    assert snap["staging/stg_tpch__orders"]["deps"] == ["raw/tpch_orders"]
+    assert all(platform.graph.get(dg.AssetKey.from_user_string(k)).is_materializable for k in snap)
+    # dbt tests are asset checks
+    assert "unique_stg_tpch__orders_order_key" in snap["staging/stg_tpch__orders"]["checks"]
+    assert any(
+        c.startswith("relationships_fct_order_lines_customer_key")
+        for c in snap["marts/fct_order_lines"]["checks"]
+    )
+
+
+def test_daily_partitions_cover_the_tpch_order_dates(platform):
+    pdef = platform.graph.get(dg.AssetKey(["raw", "tpch_orders"])).partitions_def
+    keys = pdef.get_partition_keys()
+    assert (len(keys), keys[0], keys[-1]) == (2406, "1992-01-01", "1998-08-02")
+
+
+def test_every_step_that_opens_the_warehouse_is_in_the_writer_pool(platform):
+    for assets_def in platform.defs.assets:
+        assert assets_def.op.pool == WAREHOUSE_POOL, assets_def.op.name
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_dbt_error_tests_are_blocking_checks(platform):
+    specs = [s for a in platform.defs.assets for s in a.check_specs]
+    assert specs and all(s.blocking for s in specs)
