@@ -99,8 +99,13 @@ def verify(start, end) -> None:
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
     window = DateWindow(start.date(), end.date()) if start else None
+    from strata.demo.tpch import read_manifest
+
     settings = Settings.from_env()
-    report = run_verify(TPCH_DATASETS, settings.landing_dir, settings.warehouse_path, window)
+    manifest = read_manifest(settings.landing_dir / "tpch") or {}
+    report = run_verify(
+        TPCH_DATASETS, settings.landing_dir, settings.warehouse_path, window, manifest.get("scale_factor")
+    )
     for mismatch in report.mismatches:
         click.echo(f"MISMATCH {mismatch}")
     click.echo(

@@ -5,7 +5,9 @@ Checks (each a query pair, source side over the landing files, warehouse side ov
 * rows per table: every raw table, staging model, ``fct_order_lines`` and the dimensions;
 * revenue per day: ``mart_revenue_daily`` row by row (revenue, orders, customers, lines, AOV);
 * TPC-H Q1, Q3, Q5 and Q6 (TPC-H 2.18 clause 2.4, validation substitution parameters) over the
-  source tables, and rewritten over the marts.
+  source tables, and rewritten over the marts;
+* at scale factor 1 over the whole range, the marts' answers against the official TPC-H answer
+  set (:mod:`strata.reconcile.tpch_answers`).
 
 The source side never touches the warehouse: it reads the Parquet drops, so a loading or
 transformation bug cannot hide on both sides. With a window ``[start, end)`` both sides are
@@ -22,6 +24,7 @@ import duckdb
 
 from strata.loading import DateWindow
 from strata.reconcile.compare import Mismatch, compare_keyed, compare_rows
+from strata.reconcile.tpch_answers import SF1_ANSWERS, to_answer_precision
 from strata.registry.models import Dataset
 
 # (name, source SQL over tables named like TPC-H, warehouse SQL over the marts, key width)
@@ -157,11 +160,16 @@ def warehouse_views(con: duckdb.DuckDBPyConnection, window: DateWindow | None) -
 
 
 def verify(
-    datasets: Sequence[Dataset], landing_dir: Path, warehouse_path: Path, window: DateWindow | None = None
+    datasets: Sequence[Dataset],
+    landing_dir: Path,
+    warehouse_path: Path,
+    window: DateWindow | None = None,
+    scale_factor: float | None = None,
 ) -> VerifyReport:
     """Recompute every check from ``landing_dir`` and compare with the warehouse at ``warehouse_path``.
 
     The warehouse is attached read-only. ``window`` restricts both sides to those order dates.
+    With ``scale_factor`` 1 and no window, the official TPC-H answers are checked too.
 
     Raises:
         duckdb.IOException: the warehouse file is missing or locked by a writer.
@@ -195,10 +203,14 @@ def verify(
     actual = {r[0]: r[1:] for r in con.execute(REVENUE_WAREHOUSE).fetchall()}
     mismatches += compare_keyed("revenue_per_day", expected, actual)
 
+    official = SF1_ANSWERS if scale_factor == 1 and window is None else {}
     for name, source_sql, mart_sql, key_width in QUERIES:
         checks.append(name)
-        mismatches += compare_rows(
-            name, con.execute(source_sql).fetchall(), con.execute(mart_sql).fetchall(), key_width
-        )
+        mart_rows = con.execute(mart_sql).fetchall()
+        mismatches += compare_rows(name, con.execute(source_sql).fetchall(), mart_rows, key_width)
+        if name in official:
+            checks.append(f"{name}:official_sf1")
+            rounded = [to_answer_precision(r) for r in mart_rows]
+            mismatches += compare_rows(f"{name}:official_sf1", official[name], rounded, key_width)
     con.close()
     return VerifyReport(checks, mismatches)
