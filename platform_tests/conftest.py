@@ -6,7 +6,6 @@ Everything is real: tpchgen-cli data, a DuckDB file, dbt-duckdb, a Dagster insta
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import date
@@ -16,8 +15,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from strata.dbt_manifest import parse_project
 from strata.demo.tpch import generate
-from strata.settings import DBT_PROJECT_DIR, Settings
+from strata.settings import Settings
 
 TEST_SCALE_FACTOR = 0.01
 BIN = Path(sys.executable).parent
@@ -34,19 +34,7 @@ def tpch_landing(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest() -> Path:
     """dbt parse once per session, as the Dagster project's conftest in project_dbt does."""
-    subprocess.run(
-        [
-            str(BIN / "dbt"),
-            "parse",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--quiet",
-        ],
-        check=True,
-    )
-    return DBT_PROJECT_DIR / "target" / "manifest.json"
+    return parse_project()
 
 
 @pytest.fixture
@@ -147,22 +135,24 @@ def seeded_warehouse(tmp_path_factory, tpch_landing) -> Path:
     return data / "warehouse.duckdb"
 
 
+def copy_of(warehouse: Path, tmp_path: Path) -> Path:
+    """A data folder holding a private copy of ``warehouse``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(warehouse, data / "warehouse.duckdb")
+    return data
+
+
 @pytest.fixture
 def seeded(monkeypatch, tmp_path, tpch_landing, seeded_warehouse, instance) -> Platform:
     """Strata over the shared landing zone, with a private copy of the seeded warehouse."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copyfile(seeded_warehouse, data / "warehouse.duckdb")
-    return Platform(make_settings(monkeypatch, data, tpch_landing), instance)
+    return Platform(make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), tpch_landing), instance)
 
 
 @pytest.fixture
 def damaged_platform(monkeypatch, tmp_path, landing_copy, seeded_warehouse, instance) -> Platform:
     """The seeded warehouse over a private landing copy (``settings.landing_dir``) a test may damage."""
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copyfile(seeded_warehouse, data / "warehouse.duckdb")
-    return Platform(make_settings(monkeypatch, data, landing_copy), instance)
+    return Platform(make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), landing_copy), instance)
 
 
 def landing_rows(landing: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -7,13 +7,12 @@ strata verify                                         reconcile the warehouse wi
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from strata.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
+from strata.settings import PROJECT_ROOT, Settings
 
 
 @click.group()
@@ -53,22 +52,10 @@ def prepare() -> None:
     """Build the dbt manifest (dbt parse) and make sure DAGSTER_HOME has a dagster.yaml."""
     import os
 
-    settings = Settings.from_env()
-    settings.export()
-    dbt = Path(sys.executable).parent / "dbt"
-    subprocess.run(
-        [
-            str(dbt if dbt.exists() else "dbt"),
-            "parse",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--quiet",
-        ],
-        check=True,
-    )
-    click.echo(f"dbt manifest: {DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
+    from strata.dbt_manifest import parse_project
+
+    Settings.from_env().export()
+    click.echo(f"dbt manifest: {parse_project()}")
     home = os.environ.get("DAGSTER_HOME")
     if home:
         target = Path(home) / "dagster.yaml"

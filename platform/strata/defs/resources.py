@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 from strata import warehouse
+from strata.dbt_manifest import dbt_executable
 from strata.defs.dbt_project import dbt_project
 from strata.settings import Settings
 
@@ -51,12 +50,6 @@ class Warehouse(dg.ConfigurableResource):
     def connect(self, read_only: bool = False):
         """A connection that is closed however the block ends (see :func:`strata.warehouse.connect`)."""
         return warehouse.connect(self.path, read_only=read_only)
-
-
-def dbt_executable() -> str:
-    """The ``dbt`` of this interpreter's environment (a virtualenv need not be on PATH)."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else shutil.which("dbt") or "dbt"
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -1,0 +1,81 @@
+"""Two runs at once: the warehouse pool makes their DuckDB steps take turns, and both succeed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import dagster as dg
+import duckdb
+import yaml
+from conftest import BIN, copy_of, make_settings
+from dagster._core.instance.ref import InstanceRef
+
+from strata.settings import PROJECT_ROOT
+
+
+def test_concurrent_runs_queue_on_the_writer_pool(monkeypatch, tmp_path, tpch_landing, seeded_warehouse):
+    settings = make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), tpch_landing)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        yaml.safe_dump(yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text()))
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    selection = " or ".join(
+        f"key:{k}"
+        for k in (
+            "raw/tpch_orders",
+            "raw/tpch_lineitem",
+            "staging/stg_tpch__orders",
+            "staging/stg_tpch__lineitem",
+        )
+    )
+
+    def launch(start: str, end: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                str(BIN / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "strata.definitions",
+                "--select",
+                selection,
+                "--partition-range",
+                f"{start}...{end}",
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
+        pass  # create the SQLite storage once, before two processes race to
+    runs = [launch("1996-03-01", "1996-03-20"), launch("1996-04-01", "1996-04-20")]
+    outputs = [r.communicate(timeout=600)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        records = instance.get_run_records()
+        assert len(records) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records)
+        intervals = []
+        for record in records:
+            starts, ends = {}, {}
+            for entry in instance.all_logs(record.dagster_run.run_id):
+                if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_START":
+                    starts[entry.step_key] = entry.timestamp
+                if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_SUCCESS":
+                    ends[entry.step_key] = entry.timestamp
+            intervals += [(starts[k], ends[k], record.dagster_run.run_id) for k in ends]
+    intervals.sort()
+    assert len(intervals) == 6
+    for (_, end, run_a), (start, _, run_b) in zip(intervals, intervals[1:], strict=False):
+        assert end <= start, f"steps of {run_a} and {run_b} held the warehouse at the same time"
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        days = con.execute(
+            "select count(distinct order_date) from staging.stg_tpch__orders where year(order_date) = 1996"
+        ).fetchone()[0]
+    assert days == 40
