@@ -16,10 +16,9 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
 
-from strata.loading import DateWindow
-from strata.reconcile.tpch import verify
-from strata.registry.tpch import TPCH_DATASETS
+from strata.reconcile.tpch import tpch_datasets, verify
 from strata.settings import PROJECT_ROOT
+from strata.sources import DateWindow
 
 LAUNCH = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } } }"""
@@ -100,7 +99,7 @@ def test_partition_range_backfill_is_one_run_of_raw_and_dbt(ui):
     materialized = instance.get_materialized_partitions(dg.AssetKey(["marts", "mart_revenue_daily"]))
     assert len(materialized) == 10
     report = verify(
-        TPCH_DATASETS,
+        tpch_datasets(),
         settings.landing_dir,
         settings.warehouse_path,
         DateWindow(date(1997, 2, 1), date(1997, 2, 11)),
@@ -130,7 +129,7 @@ def test_backfill_of_every_asset_orders_facts_after_dimensions(ui):
         if "marts/fct_order_lines" in {k.to_user_string() for k in r.asset_selection}
     )
     report = verify(
-        TPCH_DATASETS,
+        tpch_datasets(),
         settings.landing_dir,
         settings.warehouse_path,
         DateWindow(date(1992, 1, 1), date(1992, 1, 4)),

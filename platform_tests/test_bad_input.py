@@ -72,10 +72,11 @@ def test_direct_load_raises_named_errors(tmp_path, tpch_landing):
     """The loader itself, without Dagster: the same errors, and the table is untouched."""
     from datetime import date
 
-    from strata.loading import DateWindow, load_dataset
-    from strata.registry.tpch import TPCH_DATASETS
+    from strata.loading import load_dataset
+    from strata.reconcile.tpch import tpch_datasets
+    from strata.sources import DateWindow
 
-    orders = next(d for d in TPCH_DATASETS if d.name == "tpch_orders")
+    orders = next(d for d in tpch_datasets() if d.name == "tpch_orders")
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     with pytest.raises(MissingSourceFileError) as info:
         load_dataset(con, orders, tpch_landing, "r1", DateWindow(date(1998, 8, 2), date(1998, 8, 4)))

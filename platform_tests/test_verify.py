@@ -64,12 +64,11 @@ def test_verify_over_everything_reports_unloaded_partitions(january_1995):
 
 def test_official_sf1_answers_are_checked_when_the_source_is_sf1(january_1995):
     """At SF 1 verify also compares with TPC-H's official answers; here (SF 0.01) they must differ."""
-    from strata.reconcile.tpch import verify
-    from strata.registry.tpch import TPCH_DATASETS
+    from strata.reconcile.tpch import tpch_datasets, verify
 
     settings = january_1995.settings
-    report = verify(TPCH_DATASETS, settings.landing_dir, settings.warehouse_path, None, scale_factor=1)
+    report = verify(tpch_datasets(), settings.landing_dir, settings.warehouse_path, None, scale_factor=1)
     assert {"tpch_q1:official_sf1", "tpch_q6:official_sf1"} <= set(report.checks)
     assert any(m.check == "tpch_q6:official_sf1" for m in report.mismatches)
-    plain = verify(TPCH_DATASETS, settings.landing_dir, settings.warehouse_path, None, scale_factor=0.01)
+    plain = verify(tpch_datasets(), settings.landing_dir, settings.warehouse_path, None, scale_factor=0.01)
     assert not any(c.endswith("official_sf1") for c in plain.checks)

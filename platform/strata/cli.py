@@ -79,9 +79,9 @@ def verify(start, end) -> None:
     Without --start/--end, everything in the landing zone. Prints every mismatch and exits 1 if
     there is any.
     """
-    from strata.loading import DateWindow
+    from strata.reconcile.tpch import tpch_datasets
     from strata.reconcile.tpch import verify as run_verify
-    from strata.registry.tpch import TPCH_DATASETS
+    from strata.sources import DateWindow
 
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
@@ -91,7 +91,7 @@ def verify(start, end) -> None:
     settings = Settings.from_env()
     manifest = read_manifest(settings.landing_dir / "tpch") or {}
     report = run_verify(
-        TPCH_DATASETS, settings.landing_dir, settings.warehouse_path, window, manifest.get("scale_factor")
+        tpch_datasets(), settings.landing_dir, settings.warehouse_path, window, manifest.get("scale_factor")
     )
     for mismatch in report.mismatches:
         click.echo(f"MISMATCH {mismatch}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -35,3 +36,40 @@ def parse_project() -> Path:
         check=True,
     )
     return DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+def load_manifest(path: Path | None = None) -> dict:
+    """The parsed ``manifest.json`` (parsing the project first if it has never been parsed)."""
+    path = path or DBT_PROJECT_DIR / "target" / "manifest.json"
+    if not path.exists():
+        parse_project()
+    return json.loads(path.read_text())
+
+
+def model_relations(manifest: dict) -> set[str]:
+    """``schema.name`` of every dbt model: tables a SQL-derived registry dataset may read."""
+    return {
+        f"{node['schema']}.{node.get('alias') or node['name']}"
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+
+
+def daily_partitions_of_models(manifest: dict) -> tuple[str, str | None]:
+    """``(start, end)`` of the incremental models' daily partitions, from their ``meta.strata``.
+
+    Raises:
+        ValueError: incremental models disagree, or none declares its partitions.
+    """
+    found = {
+        (p["start"], p.get("end"))
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+        for p in [(node["config"].get("meta") or {}).get("strata", {}).get("daily_partitions")]
+        if p
+    }
+    if len(found) != 1:
+        raise ValueError(
+            f"incremental dbt models must declare one meta.strata.daily_partitions, found {found}"
+        )
+    return found.pop()

@@ -1,22 +1,44 @@
 """The one place that assembles Strata's Dagster definitions.
 
-registry specs -> raw assets; dbt project -> dbt assets; settings -> resources. Cross-cutting
-policy (executor, pools) is applied here.
+registry (``assets_config/``) -> dataset assets; dbt project -> dbt assets; settings -> resources.
+Cross-cutting policy (executor, pools) is applied here. A broken dataset file never stops the
+code location from loading: it becomes a placeholder asset that shows its errors.
 """
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import dagster as dg
 
+from strata.dbt_manifest import daily_partitions_of_models, load_manifest, model_relations
 from strata.defs.dbt_assets import build_dbt_assets
+from strata.defs.dbt_project import dbt_project
 from strata.defs.partitions import daily_partitions
-from strata.defs.raw_assets import build_raw_asset
+from strata.defs.registry_assets import (
+    broken_keys,
+    build_broken_asset,
+    build_dataset_asset,
+    build_registry_errors_sensor,
+    dataset_key,
+    relation_key,
+)
 from strata.defs.resources import build_resources
-from strata.registry.tpch import TPCH_DATASETS
-from strata.settings import Settings
+from strata.registry.loader import Registry, load_registry
+from strata.registry.models import DailyPartitioning
+from strata.settings import ASSETS_CONFIG_DIR, Settings
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def load_project_registry(config_dirs: list[Path] | None = None, manifest: dict | None = None) -> Registry:
+    """The registry under ``config_dirs`` (default ``assets_config/``), checked against the dbt models."""
+    manifest = manifest if manifest is not None else load_manifest(dbt_project.manifest_path)
+    return load_registry(config_dirs or [ASSETS_CONFIG_DIR], external_tables=model_relations(manifest))
+
+
+def build_definitions(
+    settings: Settings | None = None, config_dirs: list[Path] | None = None
+) -> dg.Definitions:
     """Build the code location's definitions for ``settings`` (default: from the environment).
 
     Runs execute in process: every step shares the single-writer warehouse pool, so steps run
@@ -25,11 +47,27 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """
     settings = settings or Settings.from_env()
     settings.ensure_directories()
-    settings.export()
-    datasets = TPCH_DATASETS
-    daily = daily_partitions(next(d.partitioning for d in datasets if d.partitioning))
+    manifest = load_manifest(dbt_project.manifest_path)
+    registry = load_project_registry(config_dirs, manifest)
+
+    assets: list[dg.AssetsDefinition] = [
+        build_dataset_asset(
+            ds, [relation_key(r) for r in registry.dependencies.get(name, [])], registry.files[name]
+        )
+        for name, ds in registry.datasets.items()
+    ]
+    start, end = daily_partitions_of_models(manifest)
+    dbt_daily = daily_partitions(
+        DailyPartitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
+    )
+    dbt_defs = build_dbt_assets(dbt_daily)
+    taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}
+    keys = broken_keys(registry, taken)
+    assets += [build_broken_asset(b, keys[str(b.path)]) for b in registry.broken]
+    sensors = [build_registry_errors_sensor(registry, keys)] if registry.broken else []
     return dg.Definitions(
-        assets=[build_raw_asset(d) for d in datasets] + build_dbt_assets(daily),
+        assets=assets + dbt_defs,
+        sensors=sensors,
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

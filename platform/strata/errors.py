@@ -45,3 +45,45 @@ class CorruptSourceFileError(StrataError):
             f"{dataset}: cannot read landing file {path}: {reason.strip().splitlines()[0]}\n"
             "Nothing was loaded for this run. Replace the file with a valid one and re-run the partition."
         )
+
+
+class SourceConfigError(StrataError):
+    """A source cannot be reached as configured (an environment variable is missing, say)."""
+
+
+class MalformedSourceError(StrataError):
+    """A source answered with data Strata cannot read (an API page that is not JSON, say)."""
+
+    def __init__(self, dataset: str, detail: str):
+        self.dataset = dataset
+        super().__init__(f"{dataset}: {detail}. Nothing was loaded.")
+
+
+class ContractError(StrataError):
+    """The source no longer matches the dataset's declared columns (a column is missing).
+
+    Attributes:
+        columns: the declared columns the source lacks.
+    """
+
+    def __init__(self, dataset: str, columns: list[str], origin: str):
+        self.dataset = dataset
+        self.columns = columns
+        super().__init__(
+            f"{dataset}: declared column(s) {', '.join(columns)} missing from {origin}. "
+            "Nothing was loaded. If the source renamed or dropped them, update the dataset's columns."
+        )
+
+
+class RowError(StrataError):
+    """Rows that break the dataset's contract: a value that does not convert, a date outside the window.
+
+    The message gives examples naming the column, the value and where the row came from.
+    """
+
+    def __init__(self, dataset: str, problem: str, examples: list[str]):
+        self.dataset = dataset
+        self.problem = problem
+        self.examples = examples
+        shown = "\n  ".join(examples[:10])
+        super().__init__(f"{dataset}: {problem}. Nothing was loaded. Examples:\n  {shown}")

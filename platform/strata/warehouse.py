@@ -50,6 +50,11 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(value: str) -> str:
+    """A SQL string literal (``it's`` -> ``'it''s'``)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def qualified(table: str) -> str:
     """Quote a ``schema.table`` name."""
     schema, _, name = table.partition(".")
@@ -100,6 +105,88 @@ def replace_window(
         con.execute("rollback")
         raise
     return int(inserted)
+
+
+def replace_origins(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select_sql: str,
+    origin_column: str,
+    origins: Sequence[str],
+    params: Sequence[object] = (),
+) -> int:
+    """Append ``select_sql`` to ``table`` after deleting earlier rows from the same ``origins``.
+
+    One transaction; appending a file twice keeps one copy of its rows.
+
+    Returns:
+        The number of rows inserted.
+    """
+    target = qualified(table)
+    con.execute("begin transaction")
+    try:
+        _create_if_missing(con, table, select_sql, params)
+        if origins:
+            listing = ", ".join(literal(o) for o in origins)
+            con.execute(f"delete from {target} where {quote(origin_column)} in ({listing})")
+        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchone()[0]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(inserted)
+
+
+def merge(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select_sql: str,
+    keys: Sequence[str],
+    params: Sequence[object] = (),
+    order_by: str | None = None,
+    ignore: Sequence[str] = (),
+) -> tuple[int, int]:
+    """Upsert ``select_sql`` into ``table`` by ``keys`` in one transaction (SQL MERGE).
+
+    The batch keeps one row per key (the first by ``order_by``). A matching row is updated only
+    if a column outside ``ignore`` (load metadata) differs, so merging the same data again
+    changes nothing.
+
+    Returns:
+        ``(rows inserted, rows updated)``.
+    """
+    target = qualified(table)
+    key_cols = [quote(k) for k in keys]
+    order = order_by or ", ".join(key_cols)
+    con.execute("begin transaction")
+    try:
+        _create_if_missing(con, table, select_sql, params)
+        con.execute(
+            f"create or replace temp table __strata_merge as select * from ({select_sql}) "
+            f"qualify row_number() over (partition by {', '.join(key_cols)} order by {order}) = 1",
+            list(params),
+        )
+        cols = [c for c, _ in columns(con, table)]
+        compared = [quote(c) for c in cols if c not in set(keys) | set(ignore)]
+        differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in compared) or "false"
+        on = " and ".join(f"t.{k} = s.{k}" for k in key_cols)
+        before = con.execute(f"select count(*) from {target}").fetchone()[0]
+        changed = con.execute(
+            f"select count(*) from __strata_merge s join {target} t on {on} where {differs}"
+        ).fetchone()[0]
+        updates = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in keys)
+        con.execute(
+            f"merge into {target} as t using __strata_merge as s on ({on}) "
+            f"when matched and ({differs}) then update set {updates} "
+            "when not matched then insert by name"
+        )
+        inserted = con.execute(f"select count(*) from {target}").fetchone()[0] - before
+        con.execute("drop table __strata_merge")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return int(inserted), int(changed)
 
 
 def replace_table(

@@ -23,7 +23,7 @@ from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.dbt_project import dbt_project
 from strata.defs.partitions import window_of
 from strata.defs.resources import Warehouse
-from strata.loading import DateWindow
+from strata.sources import DateWindow
 
 INCREMENTAL = "config.materialized:incremental"
 LAYER_GROUPS = {"staging": "staging", "marts": "marts"}

@@ -7,8 +7,8 @@ from functools import cache
 
 import dagster as dg
 
-from strata.loading import DateWindow
 from strata.registry.models import DailyPartitioning
+from strata.sources import DateWindow
 
 
 @cache

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import duckdb
 
-from strata.loading import DateWindow
 from strata.reconcile.compare import Mismatch, compare_keyed, compare_rows
 from strata.reconcile.tpch_answers import SF1_ANSWERS, to_answer_precision
+from strata.registry.issues import RegistryError
+from strata.registry.loader import load_registry
 from strata.registry.models import Dataset
+from strata.settings import ASSETS_CONFIG_DIR
+from strata.sources import DateWindow
 
 # (name, source SQL over tables named like TPC-H, warehouse SQL over the marts, key width)
 QUERIES: list[tuple[str, str, str, int]] = [
@@ -114,6 +117,19 @@ MART_VIEWS = {  # the marts the queries read, and their partition column
     "dim_customer": None,
     "dim_supplier": None,
 }
+
+
+def tpch_datasets(config_dirs: list[Path] | None = None) -> list[Dataset]:
+    """The registered TPC-H raw datasets (``tpch_*`` in ``assets_config/``).
+
+    Raises:
+        RegistryError: a TPC-H dataset file has errors.
+    """
+    registry = load_registry(config_dirs or [ASSETS_CONFIG_DIR])
+    broken = [b for b in registry.broken if b.name.startswith("tpch_") or "tpch" in b.path.parts]
+    if broken:
+        raise RegistryError([i for b in broken for i in b.issues])
+    return [ds for name, ds in sorted(registry.datasets.items()) if name.startswith("tpch_")]
 
 
 @dataclass

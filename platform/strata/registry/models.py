@@ -1,22 +1,48 @@
 """Typed specs of a registered dataset: the contract between an analyst's YAML and the platform.
 
-These pydantic models are the registry's single source of truth: the loader validates YAML against
-them, Dagster definitions are built from them, and ``strata registry schema`` prints their JSON
-Schema. Vocabulary follows dlt's write dispositions and SQLMesh's model kinds where they overlap:
-``replace`` (snapshot), ``append``, ``overwrite_partition`` and ``merge`` (upsert by primary key).
+These pydantic models are the registry's single source of truth: the loader validates YAML
+against them, Dagster definitions are built from them, and ``strata registry schema`` prints
+their JSON Schema. Vocabulary follows dlt's write dispositions and SQLMesh's model kinds where
+they overlap: ``replace`` (snapshot), ``append``, ``overwrite_partition`` and ``merge`` (upsert
+by primary key).
 
-This module knows nothing of Dagster or DuckDB.
+Rules that need more than one field (a partition column that must be declared, a primary key
+among the columns ...) live in :mod:`strata.registry.rules`, so that every error of a file is
+reported with its own location. This module knows nothing of Dagster or DuckDB.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 #: A SQL identifier Strata accepts for dataset and column names: lower snake_case, at most 63 chars.
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$", max_length=63)]
+IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=63)]
+
+#: A reference to an environment variable, the only way to give a connection setting or secret.
+ENV_REF_PATTERN = r"^\$\{[A-Z_][A-Z0-9_]*\}$"
+EnvRef = Annotated[str, StringConstraints(pattern=ENV_REF_PATTERN)]
+
+#: A duration such as ``90s``, ``15m``, ``2h`` or ``3d``.
+DURATION_PATTERN = r"^[0-9]+(s|m|h|d)$"
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+
+Severity = Literal["error", "warn"]
+LoadStrategy = Literal["replace", "append", "overwrite_partition", "merge"]
+Layer = Literal["raw", "staging", "mart"]
+
+#: Warehouse schema of each layer (marts are plural, as in the dbt project).
+LAYER_SCHEMAS: dict[str, str] = {"raw": "raw", "staging": "staging", "mart": "marts"}
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a :data:`Duration` (``"2h"`` -> 7200)."""
+    number, unit = int(value[:-1]), value[-1]
+    return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
 class StrictModel(BaseModel):
@@ -25,61 +51,319 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --------------------------------------------------------------------------- schema
+
+
+class Range(StrictModel):
+    """Inclusive bounds of a numeric or date column; either may be left out."""
+
+    min: float | date | None = None
+    max: float | date | None = None
+
+
 class Column(StrictModel):
     """One declared column of a dataset's contract.
 
     ``type`` is a DuckDB SQL type (``BIGINT``, ``VARCHAR``, ``DATE``, ``DECIMAL(15,2)`` ...).
+    The other fields are rules the quality checks enforce on every loaded partition.
     """
 
     name: Identifier
     type: str
-    nullable: bool = True
     description: str = ""
+    nullable: bool = True
+    unique: bool = False
+    accepted_values: list[str | int | float] | None = None
+    range: Range | None = None
+    pattern: str | None = Field(default=None, description="A regular expression every value must match.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"invalid regular expression: {err}") from err
+        return value
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class CsvOptions(StrictModel):
+    """How to read CSV files (DuckDB ``read_csv`` options)."""
+
+    delimiter: str = ","
+    header: bool = True
+    quote: str = '"'
+    escape: str = '"'
+    null_strings: list[str] = Field(default_factory=lambda: [""])
+    encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
+    date_format: str | None = Field(
+        default=None, description="strftime format of DATE columns, e.g. %d/%m/%Y"
+    )
+    timestamp_format: str | None = None
+    skip_rows: int = Field(default=0, ge=0)
 
 
 class FilesSource(StrictModel):
     """Files dropped in the landing zone.
 
-    ``path`` is relative to the landing root. For partitioned datasets it is a template in which
-    ``{date}`` stands for the partition date (ISO ``YYYY-MM-DD``).
+    ``path`` is relative to the landing root and may contain globs. For partitioned datasets it
+    is a template in which ``{date}`` stands for the partition date (``YYYY-MM-DD``), as in
+    ``sales/{date}.csv`` or a hive layout ``sales/dt={date}/*.parquet``.
     """
 
-    type: Literal["files"] = "files"
+    type: Literal["files"]
     format: Literal["csv", "parquet", "json", "ndjson"]
     path: str
+    hive_partitioning: bool = Field(default=False, description="Read key=value folders as columns.")
+    csv: CsvOptions | None = None
+
+
+class PostgresConnection(StrictModel):
+    """Connection settings: environment variable references only (``${NAME}``)."""
+
+    host: EnvRef
+    port: EnvRef | None = None
+    database: EnvRef
+    user: EnvRef
+    password: EnvRef | None = None
+
+
+class Incremental(StrictModel):
+    """Incremental extraction by a cursor column: rows with ``cursor > high-water mark - lag``.
+
+    The high-water mark is the largest cursor value already loaded (read from the raw table).
+    ``lag`` re-reads a window before it, to catch rows that arrive late.
+    """
+
+    cursor: Identifier
+    lag: Duration = "0s"
+    initial_value: str | None = Field(default=None, description="Lower bound of the first load.")
+
+
+class PostgresSource(StrictModel):
+    """A PostgreSQL table or query; incremental by a cursor, partitioned by a date column, or a snapshot."""
+
+    type: Literal["postgres"]
+    connection: PostgresConnection
+    table: str | None = Field(default=None, description="schema.table")
+    query: str | None = None
+    incremental: Incremental | None = None
+    batch_rows: int = Field(default=50_000, gt=0)
+
+
+class Auth(StrictModel):
+    """Authentication from an environment variable: a bearer token or a named header."""
+
+    type: Literal["bearer", "header"]
+    token: EnvRef
+    header: str = "Authorization"
+
+
+class Pagination(StrictModel):
+    """How to walk an API's pages.
+
+    * ``page``: ``page_param`` = start, start + 1, ... until a page has no records;
+    * ``offset``: ``offset_param`` = 0, limit, 2 x limit, ...;
+    * ``cursor``: the next request sends ``cursor_param`` = the value at ``cursor_path``;
+    * ``next_link``: follow the URL at ``next_link_path`` (or the ``Link: rel=next`` header).
+    """
+
+    type: Literal["none", "page", "offset", "cursor", "next_link"] = "none"
+    page_param: str = "page"
+    start_page: int = 1
+    size_param: str | None = None
+    page_size: int | None = Field(default=None, gt=0)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    cursor_param: str = "cursor"
+    cursor_path: str | None = None
+    next_link_path: str | None = None
+    max_pages: int = Field(default=10_000, gt=0)
+
+
+class Retries(StrictModel):
+    """Retries on 429, 5xx and timeouts, with exponential backoff (seconds)."""
+
+    attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=0.5, gt=0)
+    max_backoff_seconds: float = Field(default=30, gt=0)
+
+
+class HttpSource(StrictModel):
+    """A JSON API. ``params`` values may contain ``{date}``, ``{start}`` and ``{end}`` (partition window)."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    params: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: Auth | None = None
+    records_path: str = Field(default="", description="Dotted path to the list of records ('' = the body).")
+    pagination: Pagination = Field(default_factory=Pagination)
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+    retries: Retries = Field(default_factory=Retries)
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+Source = Annotated[FilesSource | PostgresSource | HttpSource, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- partitioning
 
 
 class DailyPartitioning(StrictModel):
-    """Daily partitions from ``start`` to ``end`` (both inclusive; no ``end`` means up to today)."""
+    """Daily partitions from ``start`` to ``end`` (both inclusive; no ``end`` means up to today).
+
+    ``column`` is the date column that places a row in its partition; files sources may leave it
+    out (the file's date decides). ``lookback_days`` is how many earlier partitions the daily
+    run re-materializes, for late data.
+    """
 
     type: Literal["daily"] = "daily"
     column: Identifier | None = None
     start: date
     end: date | None = None
     timezone: str = "UTC"
-    lookback_days: int = Field(default=0, ge=0)
+    lookback_days: int = Field(default=0, ge=0, le=365)
 
 
-LoadStrategy = Literal["replace", "append", "overwrite_partition", "merge"]
-Layer = Literal["raw", "staging", "mart"]
+# --------------------------------------------------------------------------- checks, freshness
+
+
+class VolumeCheck(StrictModel):
+    """Rows per partition within bounds, and within ``max_change_pct`` of the trailing median."""
+
+    type: Literal["volume"]
+    severity: Severity = "error"
+    min_rows: int | None = Field(default=None, ge=0)
+    max_rows: int | None = Field(default=None, ge=0)
+    max_change_pct: float | None = Field(default=None, gt=0)
+    trailing_partitions: int = Field(default=7, ge=1)
+
+
+class ReferentialCheck(StrictModel):
+    """Every non-null ``column`` value exists in ``references`` (``dataset.column``)."""
+
+    type: Literal["referential"]
+    severity: Severity = "error"
+    column: Identifier
+    references: str = Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+class DistributionCheck(StrictModel):
+    """A statistic of ``column`` within bounds, or within ``max_sigma`` of its trailing values."""
+
+    type: Literal["distribution"]
+    severity: Severity = "warn"
+    column: Identifier
+    statistic: Literal["mean", "stddev", "quantile"] = "mean"
+    quantile: float | None = Field(default=None, gt=0, lt=1)
+    min: float | None = None
+    max: float | None = None
+    max_sigma: float | None = Field(default=None, gt=0)
+    trailing_partitions: int = Field(default=14, ge=2)
+
+
+class ReconciliationCheck(StrictModel):
+    """Rows per partition equal the source's (``against: source``)."""
+
+    type: Literal["reconciliation"]
+    severity: Severity = "error"
+    against: Literal["source"] = "source"
+
+
+class CustomSqlCheck(StrictModel):
+    """A query returning the failing rows; zero rows passes.
+
+    ``{table}`` stands for the dataset's table, ``{window}`` for the partition window's predicate.
+    """
+
+    type: Literal["custom_sql"]
+    name: Identifier
+    severity: Severity = "error"
+    sql: str
+
+
+Check = Annotated[
+    VolumeCheck | ReferentialCheck | DistributionCheck | ReconciliationCheck | CustomSqlCheck,
+    Field(discriminator="type"),
+]
+
+
+class Freshness(StrictModel):
+    """New data is due by each tick of ``cron`` (in ``timezone``).
+
+    A partition for day D is due by the first tick after D ends. ``lower_bound`` is how far
+    before a tick a materialization still counts (Dagster's ``FreshnessPolicy.cron``).
+    """
+
+    cron: str
+    timezone: str = "UTC"
+    lower_bound: Duration = "1d"
+    severity: Severity = "warn"
+
+
+class Quarantine(StrictModel):
+    """Row-level failures go to ``quarantine.<name>``; above ``max_pct`` of rows read, the load fails."""
+
+    max_pct: float = Field(default=5.0, ge=0, le=100)
+
+
+# --------------------------------------------------------------------------- the dataset
 
 
 class Dataset(StrictModel):
-    """A registered dataset: identity, source, partitioning, load strategy and schema contract."""
+    """A registered dataset: identity, source (or SQL), partitioning, load strategy, contract.
+
+    A raw dataset has a ``source``; a staging or mart dataset has a ``select`` over registered
+    datasets and dbt models.
+    """
 
     name: Identifier
     description: str = ""
-    owners: list[str] = Field(default_factory=list)
-    group: Identifier = "raw"
+    owners: list[
+        Annotated[str, StringConstraints(pattern=r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
+    ] = Field(default_factory=list, description="Emails or team:<name>.")
+    group: Identifier | None = Field(
+        default=None, description="Dagster group (the domain); default: the layer."
+    )
     tags: dict[str, str] = Field(default_factory=dict)
     layer: Layer = "raw"
-    source: FilesSource
+    source: Source | None = None
+    select: str | None = Field(default=None, description="SQL-derived datasets: one SELECT statement.")
     partitioning: DailyPartitioning | None = None
-    load: LoadStrategy = "replace"
+    load: LoadStrategy | None = Field(
+        default=None, description="Default: overwrite_partition when partitioned, else replace."
+    )
     primary_key: list[Identifier] = Field(default_factory=list)
     columns: list[Column] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    freshness: Freshness | None = None
+    quarantine: Quarantine = Field(default_factory=Quarantine)
+
+    @property
+    def schema_name(self) -> str:
+        """The warehouse schema of the dataset's layer (``raw``, ``staging``, ``marts``)."""
+        return LAYER_SCHEMAS[self.layer]
 
     @property
     def table(self) -> str:
-        """The warehouse table, ``<layer>.<name>``."""
-        return f"{self.layer}.{self.name}"
+        """The warehouse table, ``<schema>.<name>``."""
+        return f"{self.schema_name}.{self.name}"
+
+    @property
+    def group_name(self) -> str:
+        """The Dagster group: ``group``, or the layer's schema."""
+        return self.group or self.schema_name
+
+    @property
+    def load_strategy(self) -> str:
+        """The declared load strategy, or the default for the partitioning."""
+        return self.load or ("overwrite_partition" if self.partitioning else "replace")
+
+    def column(self, name: str) -> Column | None:
+        """The declared column called ``name``, if any."""
+        return next((c for c in self.columns if c.name == name), None)

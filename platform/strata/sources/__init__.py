@@ -1,1 +1,49 @@
-"""Source readers: where a raw dataset's rows come from (landing files, Postgres, HTTP APIs)."""
+"""Source readers: where a raw dataset's rows come from (landing files, Postgres, HTTP APIs).
+
+Every reader returns an :class:`Extract`: a relation DuckDB can select from, holding the source's
+columns verbatim plus one column naming where each row came from (``_source_file``,
+``_source_page`` or ``_source_query``). :mod:`strata.loading` types it and writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """A half-open window of partition dates ``[start, end)``."""
+
+    start: date
+    end: date
+
+    def days(self) -> list[date]:
+        """Every date in the window, in order."""
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days)]
+
+
+@dataclass
+class Extract:
+    """What a source read.
+
+    Attributes:
+        relation: SQL usable after FROM (a parenthesised query or a temporary table).
+        params: values for the ``?`` placeholders of ``relation``.
+        origin_column: the column of ``relation`` naming each row's origin.
+        partition_column: a DATE column of ``relation`` giving each row's partition (files), or None.
+        units: how many files, pages or query batches were read.
+        metadata: facts worth recording on the materialization (high-water mark, pages ...).
+        cleanup: temporary objects to drop afterwards (registered views or temporary tables).
+        diagnose: called with a reading error; raises a clearer error naming the culprit, if it can.
+    """
+
+    relation: str
+    origin_column: str
+    params: list = field(default_factory=list)
+    partition_column: str | None = None
+    units: int = 0
+    metadata: dict = field(default_factory=dict)
+    cleanup: list[str] = field(default_factory=list)
+    diagnose: Callable[[Exception], None] | None = None

@@ -1,21 +1,29 @@
 """Landing-zone files: which files a load needs, and the DuckDB reader that scans them.
 
-A partitioned dataset's ``path`` is a template with ``{date}``; every partition date maps to
-exactly one file. A missing file is an error (an empty day is an empty file, not an absent one).
+A partitioned dataset's ``path`` is a template with ``{date}`` (and maybe globs): each partition
+date maps to the files it matches, at least one. A missing file is an error (an empty day is an
+empty file, not an absent one). Paths never leave the landing root.
 """
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from strata.errors import MissingSourceFileError
-from strata.registry.models import FilesSource
+import duckdb
+import pyarrow as pa
+
+from strata import warehouse
+from strata.errors import CorruptSourceFileError, MissingSourceFileError
+from strata.registry.models import CsvOptions, Dataset, FilesSource
+from strata.sources import DateWindow, Extract
 
 #: Name of the column DuckDB's readers add with each row's file path.
 FILENAME_COLUMN = "__strata_source_path"
+_MANIFEST = "__strata_files"
 
 
 @dataclass(frozen=True)
@@ -34,48 +42,141 @@ class SourceFile:
 
 
 def _under_root(landing_root: Path, relative: str) -> Path:
-    path = (landing_root / relative).resolve()
-    if not path.is_relative_to(landing_root.resolve()):
+    root = landing_root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
         raise ValueError(f"source path {relative!r} escapes the landing root {landing_root}")
     return path
 
 
-def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date]) -> list[SourceFile]:
-    """The file each partition date needs: ``source.path`` with ``{date}`` filled in."""
-    files = []
+def _matches(landing_root: Path, relative: str) -> list[SourceFile] | None:
+    """The files a (possibly globbed) relative path matches; None when it matches nothing."""
+    pattern = _under_root(landing_root, relative)
+    if not glob.has_magic(relative):
+        return [SourceFile(pattern, relative)] if pattern.is_file() else None
+    root = landing_root.resolve()
+    found = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
+    return [
+        SourceFile(p, str(p.relative_to(root))) for p in found if p.resolve().is_relative_to(root)
+    ] or None
+
+
+def partition_files(
+    source: FilesSource, landing_root: Path, days: Iterable[date], dataset: str
+) -> list[SourceFile]:
+    """Every file the partition ``days`` need.
+
+    Raises:
+        MissingSourceFileError: naming the expected path of every day that matches no file.
+    """
+    files, missing = [], []
     for day in days:
         relative = source.path.format(date=day.isoformat())
-        files.append(SourceFile(_under_root(landing_root, relative), relative, day))
+        found = _matches(landing_root, relative)
+        if found is None:
+            missing.append(landing_root / relative)
+        else:
+            files += [SourceFile(f.path, f.relative, day) for f in found]
+    if missing:
+        raise MissingSourceFileError(dataset, missing)
     return files
 
 
-def snapshot_files(source: FilesSource, landing_root: Path) -> list[SourceFile]:
-    """The file(s) of an unpartitioned dataset: ``source.path`` (no template)."""
-    return [SourceFile(_under_root(landing_root, source.path), source.path)]
+def snapshot_files(source: FilesSource, landing_root: Path, dataset: str) -> list[SourceFile]:
+    """The file(s) of an unpartitioned dataset: ``source.path`` (globs allowed).
 
-
-def require_present(dataset: str, files: Sequence[SourceFile]) -> None:
-    """Raise :class:`MissingSourceFileError` naming every expected file that does not exist."""
-    missing = [f.path for f in files if not f.path.is_file()]
-    if missing:
-        raise MissingSourceFileError(dataset, missing)
-
-
-def reader_sql(source: FilesSource, paths: Sequence[Path]) -> str:
-    """A DuckDB table function call that reads ``paths`` with the source's format.
-
-    The result has the files' columns (unioned by name) plus :data:`FILENAME_COLUMN`.
+    Raises:
+        MissingSourceFileError: the path matches no file.
     """
-    listing = "[" + ", ".join(_literal(str(p)) for p in paths) + "]"
+    found = _matches(landing_root, source.path)
+    if found is None:
+        raise MissingSourceFileError(dataset, [landing_root / source.path])
+    return found
+
+
+def reader_sql(dataset: Dataset, paths: Sequence[Path]) -> str:
+    """A DuckDB table function call that reads ``paths`` with the source's format and options.
+
+    CSV is read as text (``all_varchar``): the dataset's declared types are applied afterwards,
+    so that a value that does not convert is reported with its column. The result has the files'
+    columns (unioned by name) plus :data:`FILENAME_COLUMN`.
+    """
+    source: FilesSource = dataset.source  # type: ignore[assignment]
+    listing = "[" + ", ".join(warehouse.literal(str(p)) for p in paths) + "]"
     common = f"filename = '{FILENAME_COLUMN}', union_by_name = true"
+    if source.hive_partitioning:
+        common += ", hive_partitioning = true"
     if source.format == "parquet":
         return f"read_parquet({listing}, {common})"
     if source.format == "csv":
-        return f"read_csv({listing}, {common}, header = true, auto_detect = true)"
-    if source.format == "json":
-        return f"read_json({listing}, {common}, format = 'array')"
-    return f"read_json({listing}, {common}, format = 'newline_delimited')"
+        csv = source.csv or CsvOptions()
+        options = [
+            f"delim = {warehouse.literal(csv.delimiter)}",
+            f"header = {str(csv.header).lower()}",
+            f"quote = {warehouse.literal(csv.quote)}",
+            f"escape = {warehouse.literal(csv.escape)}",
+            "nullstr = [" + ", ".join(warehouse.literal(s) for s in csv.null_strings) + "]",
+            f"encoding = {warehouse.literal(csv.encoding)}",
+            f"skip = {csv.skip_rows}",
+            "all_varchar = true",
+            "auto_detect = true",
+        ]
+        if not csv.header and dataset.columns:
+            options.append("names = [" + ", ".join(warehouse.literal(c.name) for c in dataset.columns) + "]")
+        return f"read_csv({listing}, {common}, {', '.join(options)})"
+    kind = "array" if source.format == "json" else "newline_delimited"
+    return f"read_json({listing}, {common}, format = '{kind}')"
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def extract(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None
+) -> Extract:
+    """Plan and describe the read of ``dataset``'s files for ``window`` (or its snapshot).
+
+    Raises:
+        MissingSourceFileError: an expected file is absent.
+        CorruptSourceFileError: a file cannot be read (its name and the reader's message).
+    """
+    source: FilesSource = dataset.source  # type: ignore[assignment]
+    if window is not None:
+        files = partition_files(source, landing_root, window.days(), dataset.name)
+    else:
+        files = snapshot_files(source, landing_root, dataset.name)
+    manifest = pa.table(
+        {
+            "path": [str(f.path) for f in files],
+            "relative": [f.relative for f in files],
+            "partition_date": pa.array([f.partition for f in files], pa.date32()),
+        }
+    )
+    con.register(_MANIFEST, manifest)
+    reader = reader_sql(dataset, [f.path for f in files])
+    partition = ", f.partition_date as _partition_date" if window is not None else ""
+    relation = (
+        f"(select src.* exclude ({FILENAME_COLUMN}), f.relative as _source_file{partition} "
+        f"from {reader} as src join {_MANIFEST} as f on src.{FILENAME_COLUMN} = f.path)"
+    )
+    return Extract(
+        relation=relation,
+        origin_column="_source_file",
+        partition_column="_partition_date" if window is not None else None,
+        units=len(files),
+        metadata={"files_read": len(files)},
+        cleanup=[_MANIFEST],
+        diagnose=lambda err: raise_unreadable(con, dataset, files, err),
+    )
+
+
+def raise_unreadable(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, files: Sequence[SourceFile], err: Exception
+) -> None:
+    """Name the first unreadable file, if ``err`` came from one; otherwise return."""
+    message = str(err)
+    for f in files:
+        if str(f.path) in message:
+            raise CorruptSourceFileError(dataset.name, f.path, message) from err
+    for f in files:
+        try:
+            con.execute(f"select count(*) from {reader_sql(dataset, [f.path])}").fetchone()
+        except duckdb.Error as probe_err:
+            raise CorruptSourceFileError(dataset.name, f.path, str(probe_err)) from err

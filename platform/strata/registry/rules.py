@@ -1,0 +1,314 @@
+"""The rules a valid dataset must follow beyond its schema, checked one file at a time.
+
+Each rule returns :class:`Issue` objects placed on the offending key, so an analyst sees every
+problem of a file at once. Rules that need the other files (duplicate names, references to
+other datasets and dbt models) are in :mod:`strata.registry.loader`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import string
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import PurePosixPath
+from zoneinfo import available_timezones
+
+from cronsim import CronSim, CronSimError
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from strata.registry.issues import Issue
+from strata.registry.models import (
+    CustomSqlCheck,
+    Dataset,
+    DistributionCheck,
+    FilesSource,
+    HttpSource,
+    PostgresSource,
+    VolumeCheck,
+)
+from strata.registry.sql import SqlProblem, parse_select
+from strata.registry.yaml_doc import YamlDocument
+
+COMMON_TYPES = [
+    "BIGINT",
+    "INTEGER",
+    "SMALLINT",
+    "DOUBLE",
+    "DECIMAL(18,2)",
+    "VARCHAR",
+    "BOOLEAN",
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMPTZ",
+    "TIME",
+    "UUID",
+    "JSON",
+    "BLOB",
+]
+WINDOW_PLACEHOLDERS = {"date", "start", "end"}
+
+
+def check_dataset(doc: YamlDocument, ds: Dataset) -> list[Issue]:
+    """Every single-file rule violation of ``ds`` (declared in ``doc``)."""
+    rules = (_columns, _layer, _partitioning, _load, _source, _select, _checks, _freshness)
+    return [issue for rule in rules for issue in rule(doc, ds)]
+
+
+def _near(word: str, options: list[str]) -> str:
+    found = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean '{found[0]}'?" if found else ""
+
+
+def _columns(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    seen: set[str] = set()
+    for i, col in enumerate(ds.columns):
+        if col.name in seen:
+            yield doc.issue(("columns", i, "name"), f"column '{col.name}' is declared twice")
+        seen.add(col.name)
+        if not valid_type(col.type):
+            yield doc.issue(
+                ("columns", i, "type"),
+                f"column '{col.name}': unknown type '{col.type}'",
+                _near(col.type.upper(), COMMON_TYPES) or "a DuckDB type: " + ", ".join(COMMON_TYPES[:8]),
+            )
+    names = [c.name for c in ds.columns]
+    for i, key in enumerate(ds.primary_key):
+        if names and key not in names:
+            yield doc.issue(
+                ("primary_key", i),
+                f"primary key column '{key}' is not among the declared columns",
+                _near(key, names),
+            )
+
+
+def valid_type(type_sql: str) -> bool:
+    """Whether ``type_sql`` is a SQL type DuckDB knows (parsed with sqlglot's DuckDB dialect)."""
+    try:
+        exp.DataType.build(type_sql, dialect="duckdb")
+    except (ParseError, ValueError):
+        return False
+    return True
+
+
+def _layer(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    if ds.layer == "raw":
+        if ds.source is None:
+            yield doc.issue(
+                ("layer",),
+                "a raw dataset needs a 'source' (files, postgres or http)",
+                "or declare a SQL-derived dataset with layer: staging or mart and a 'select'",
+            )
+        if ds.select is not None:
+            yield doc.issue(("select",), "'select' belongs to staging and mart datasets, not raw ones")
+    else:
+        if ds.select is None:
+            yield doc.issue(
+                ("layer",), f"a {ds.layer} dataset needs a 'select' over other datasets or dbt models"
+            )
+        if ds.source is not None:
+            yield doc.issue(("source",), f"a {ds.layer} dataset is SQL-derived: use 'select', not 'source'")
+
+
+def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    p = ds.partitioning
+    if p is None:
+        return
+    if p.end is not None and p.end < p.start:
+        yield doc.issue(("partitioning", "end"), f"end {p.end} is before start {p.start}")
+    if p.timezone not in _TIMEZONES:
+        yield doc.issue(
+            ("partitioning", "timezone"),
+            f"unknown timezone '{p.timezone}'",
+            _near(p.timezone, sorted(_TIMEZONES)) or "an IANA name such as UTC or Europe/Amsterdam",
+        )
+    names = [c.name for c in ds.columns]
+    if p.column is None and not isinstance(ds.source, FilesSource):
+        yield doc.issue(
+            ("partitioning",), "partitioning needs a 'column': the date column that places each row"
+        )
+    elif p.column is not None and names and p.column not in names:
+        yield doc.issue(
+            ("partitioning", "column"),
+            f"partition column '{p.column}' is not among the declared columns",
+            _near(p.column, names) or "declare it under columns:",
+        )
+
+
+def _load(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    strategy, loc = ds.load_strategy, ("load",)
+    if strategy == "overwrite_partition" and ds.partitioning is None:
+        yield doc.issue(
+            loc, "overwrite_partition needs partitioning", "add partitioning:, or use load: replace"
+        )
+    if strategy == "replace" and ds.partitioning is not None:
+        yield doc.issue(
+            loc,
+            "replace rewrites the whole table; a partitioned dataset cannot use it",
+            "use overwrite_partition (or merge)",
+        )
+    if strategy == "merge" and not ds.primary_key:
+        yield doc.issue(loc, "merge (upsert) needs a primary_key", "add primary_key: [id]")
+    if strategy == "append" and not isinstance(ds.source, FilesSource):
+        yield doc.issue(
+            loc,
+            "append is only idempotent for files (a file loaded again replaces its rows)",
+            "use merge with a primary_key",
+        )
+
+
+def _source(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    src = ds.source
+    if isinstance(src, FilesSource):
+        yield from _files(doc, ds, src)
+    elif isinstance(src, PostgresSource):
+        yield from _postgres(doc, ds, src)
+    elif isinstance(src, HttpSource):
+        yield from _http(doc, ds, src)
+
+
+def _placeholders(template: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError:
+        return {"<unbalanced braces>"}
+
+
+def _files(doc: YamlDocument, ds: Dataset, src: FilesSource) -> Iterator[Issue]:
+    loc = ("source", "path")
+    path = PurePosixPath(src.path)
+    if path.is_absolute() or src.path.startswith("~") or re.match(r"^[A-Za-z]:", src.path):
+        yield doc.issue(loc, "the path must be relative to the landing root", "e.g. sales/{date}.csv")
+    if ".." in path.parts:
+        yield doc.issue(loc, "the path must not leave the landing root ('..')")
+    names = _placeholders(src.path)
+    if names - {"date"}:
+        yield doc.issue(
+            loc,
+            f"unknown placeholder(s) in path: {', '.join(sorted(names - {'date'}))}",
+            "only {date} (the partition date, YYYY-MM-DD) is filled in",
+        )
+    if ds.partitioning is not None and "date" not in names:
+        yield doc.issue(loc, "a partitioned files dataset needs {date} in its path", "e.g. sales/{date}.csv")
+    if ds.partitioning is None and "date" in names:
+        yield doc.issue(loc, "{date} in the path needs partitioning", "add partitioning: {start: ...}")
+    if src.csv is not None and src.format != "csv":
+        yield doc.issue(("source", "csv"), f"csv options given for a {src.format} source")
+
+
+def _postgres(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[Issue]:
+    if (src.table is None) == (src.query is None):
+        yield doc.issue(("source",), "give exactly one of 'table' or 'query'")
+    if src.table is not None and not re.fullmatch(
+        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", src.table
+    ):
+        yield doc.issue(
+            ("source", "table"), f"'{src.table}' is not a table name", "schema.table, e.g. public.orders"
+        )
+    if src.query is not None:
+        _, problem = parse_select(src.query, dialect="postgres")
+        if problem:
+            yield _sql_issue(doc, ("source", "query"), problem)
+    if src.incremental is not None:
+        names = [c.name for c in ds.columns]
+        if names and src.incremental.cursor not in names:
+            yield doc.issue(
+                ("source", "incremental", "cursor"),
+                f"cursor column '{src.incremental.cursor}' is not among the declared columns",
+                _near(src.incremental.cursor, names),
+            )
+        if ds.partitioning is not None:
+            yield doc.issue(
+                ("source", "incremental"), "choose incremental (high-water mark) or partitioning, not both"
+            )
+        if ds.load_strategy != "merge":
+            yield doc.issue(
+                ("load",), "an incremental source is loaded with merge", "load: merge, with a primary_key"
+            )
+
+
+def _http(doc: YamlDocument, ds: Dataset, src: HttpSource) -> Iterator[Issue]:
+    for key, value in src.params.items():
+        names = _placeholders(value)
+        if names - WINDOW_PLACEHOLDERS:
+            yield doc.issue(
+                ("source", "params", key),
+                f"unknown placeholder(s): {', '.join(sorted(names - WINDOW_PLACEHOLDERS))}",
+                "use {date}, {start} or {end}",
+            )
+        elif names and ds.partitioning is None:
+            yield doc.issue(("source", "params", key), "partition placeholders need partitioning")
+    pg = src.pagination
+    if pg.type == "cursor" and not pg.cursor_path:
+        yield doc.issue(
+            ("source", "pagination"), "cursor pagination needs cursor_path", "e.g. meta.next_cursor"
+        )
+    if pg.type == "offset" and not pg.page_size:
+        yield doc.issue(("source", "pagination"), "offset pagination needs page_size", "e.g. page_size: 100")
+
+
+def _select(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    if ds.select is not None:
+        _, problem = parse_select(ds.select)
+        if problem:
+            yield _sql_issue(doc, ("select",), problem)
+
+
+def _sql_issue(doc: YamlDocument, loc: tuple, problem: SqlProblem) -> Issue:
+    """Place a problem inside a SQL string on the file's line and column."""
+    return doc.issue_in(loc, problem.line, problem.column, problem.message)
+
+
+def _checks(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    names = [c.name for c in ds.columns]
+    custom_names: set[str] = set()
+    for i, check in enumerate(ds.checks):
+        column = getattr(check, "column", None)
+        if column and names and column not in names:
+            yield doc.issue(
+                ("checks", i, "column"),
+                f"{check.type} check: column '{column}' is not declared",
+                _near(column, names),
+            )
+        if isinstance(check, VolumeCheck) and None not in (check.min_rows, check.max_rows):
+            if check.min_rows > check.max_rows:
+                yield doc.issue(("checks", i, "min_rows"), "min_rows is larger than max_rows")
+        if isinstance(check, DistributionCheck):
+            if (check.statistic == "quantile") != (check.quantile is not None):
+                yield doc.issue(
+                    ("checks", i, "statistic"), "a quantile statistic needs 'quantile' (and only it does)"
+                )
+            if check.min is None and check.max is None and check.max_sigma is None:
+                yield doc.issue(("checks", i), "a distribution check needs min, max or max_sigma")
+        if isinstance(check, CustomSqlCheck):
+            if check.name in custom_names:
+                yield doc.issue(("checks", i, "name"), f"two custom_sql checks are named '{check.name}'")
+            custom_names.add(check.name)
+            _, problem = parse_select(check.sql.replace("{table}", "t").replace("{window}", "true"))
+            if problem:
+                yield _sql_issue(doc, ("checks", i, "sql"), problem)
+
+
+def _freshness(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    f = ds.freshness
+    if f is None:
+        return
+    try:
+        CronSim(f.cron, datetime(2024, 1, 1))
+    except CronSimError as err:
+        yield doc.issue(
+            ("freshness", "cron"),
+            f"invalid cron expression '{f.cron}': {err}",
+            "five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * *'",
+        )
+    if f.timezone not in _TIMEZONES:
+        yield doc.issue(
+            ("freshness", "timezone"),
+            f"unknown timezone '{f.timezone}'",
+            _near(f.timezone, sorted(_TIMEZONES)),
+        )
+
+
+_TIMEZONES = available_timezones() | {"UTC"}

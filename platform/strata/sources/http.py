@@ -1,0 +1,238 @@
+"""JSON APIs over HTTP: pagination, rate limiting, retries with exponential backoff (httpx, tenacity).
+
+Each page is fetched with retries on 429, 5xx, timeouts and connection errors (exponential
+backoff from ``retries.backoff_seconds``, or the server's ``Retry-After`` when it sends one).
+A page whose body is not JSON, or whose ``records_path`` is not a list of objects, fails the
+load naming the page and its URL; nothing is written. Every record keeps the URL of its page in
+``_source_page``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from strata import warehouse
+from strata.errors import MalformedSourceError
+from strata.registry.models import Dataset, HttpSource
+from strata.sources import DateWindow, Extract
+from strata.sources.postgres import resolve_env
+
+TEMP_TABLE = "__strata_http"
+_ENV_IN_TEXT = re.compile(r"\$\{[A-Z_][A-Z0-9_]*\}")
+
+
+class TransientHttpError(Exception):
+    """A response worth retrying (429 or 5xx)."""
+
+    def __init__(self, response: httpx.Response):
+        self.response = response
+        super().__init__(f"HTTP {response.status_code} from {response.url}")
+
+
+def _transient(err: BaseException) -> bool:
+    return isinstance(err, TransientHttpError | httpx.TimeoutException | httpx.TransportError)
+
+
+class _Wait:
+    """Exponential backoff, or the server's Retry-After (seconds) when it is longer."""
+
+    def __init__(self, source: HttpSource):
+        self.exponential = wait_exponential(
+            multiplier=source.retries.backoff_seconds, max=source.retries.max_backoff_seconds
+        )
+        self.cap = source.retries.max_backoff_seconds
+
+    def __call__(self, state: RetryCallState) -> float:
+        wait = self.exponential(state)
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, TransientHttpError):
+            after = err.response.headers.get("Retry-After", "")
+            if after.replace(".", "", 1).isdigit():
+                wait = max(wait, min(float(after), self.cap))
+        return wait
+
+
+class PageFetcher:
+    """Fetches pages with retries and a minimum interval between requests (the rate limit)."""
+
+    def __init__(self, source: HttpSource, dataset: str):
+        self.source = source
+        headers = {
+            k: _ENV_IN_TEXT.sub(lambda m: resolve_env(m.group(0), dataset) or "", v)
+            for k, v in source.headers.items()
+        }
+        if source.auth is not None:
+            token = resolve_env(source.auth.token, dataset)
+            if source.auth.type == "bearer":
+                headers["Authorization"] = f"Bearer {token}"
+            else:
+                headers[source.auth.header] = token or ""
+        self.client = httpx.Client(headers=headers, timeout=source.timeout_seconds, follow_redirects=True)
+        self.interval = 1 / source.rate_limit_per_second if source.rate_limit_per_second else 0.0
+        self.last_request = 0.0
+        self.requests = 0
+        self.retries = 0
+
+    def get(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
+        """GET ``url``; retries transient failures; raises the last error when attempts run out."""
+        retrying = Retrying(
+            retry=retry_if_exception(_transient),
+            wait=_Wait(self.source),
+            stop=stop_after_attempt(self.source.retries.attempts),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.retries += 1
+                return self._once(url, params)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
+        wait = self.last_request + self.interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.last_request = time.monotonic()
+        self.requests += 1
+        response = self.client.get(url, params=params)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientHttpError(response)
+        response.raise_for_status()
+        return response
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+
+def dig(body: Any, path: str) -> Any:
+    """The value at a dotted ``path`` in a JSON body ('' is the body itself); None if absent."""
+    value = body
+    for part in filter(None, path.split(".")):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def pages(
+    fetcher: PageFetcher, source: HttpSource, params: dict[str, Any], dataset: str
+) -> Iterator[tuple[int, str, list]]:
+    """Yield ``(page number, URL, records)`` following the source's pagination."""
+    pg = source.pagination
+    url, query = source.url, dict(params)
+    if pg.size_param and pg.page_size:
+        query[pg.size_param] = pg.page_size
+    if pg.type == "page":
+        query[pg.page_param] = pg.start_page
+    if pg.type == "offset":
+        query[pg.offset_param], query[pg.limit_param] = 0, pg.page_size
+    for number in range(1, pg.max_pages + 1):
+        response = fetcher.get(url, query)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise MalformedSourceError(
+                dataset, f"page {number} ({response.url}) is not valid JSON: {err}"
+            ) from err
+        records = dig(body, source.records_path)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            where = f"'{source.records_path}'" if source.records_path else "the body"
+            raise MalformedSourceError(
+                dataset,
+                f"page {number} ({response.url}): {where} is not a list of objects "
+                f"(got {type(records).__name__})",
+            )
+        yield number, str(response.url), records
+        if pg.type == "none" or not records:
+            return
+        if pg.type == "page":
+            query[pg.page_param] += 1
+        elif pg.type == "offset":
+            query[pg.offset_param] += len(records)
+            if pg.page_size and len(records) < pg.page_size:
+                return
+        elif pg.type == "cursor":
+            cursor = dig(body, pg.cursor_path or "")
+            if cursor in (None, ""):
+                return
+            query[pg.cursor_param] = cursor
+        elif pg.type == "next_link":
+            link = (
+                dig(body, pg.next_link_path)
+                if pg.next_link_path
+                else response.links.get("next", {}).get("url")
+            )
+            if not link:
+                return
+            url, query = str(response.url.join(link)), {}
+    raise MalformedSourceError(
+        dataset, f"more than max_pages={pg.max_pages} pages; raise the limit if expected"
+    )
+
+
+def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None) -> Extract:
+    """Fetch every page this run needs into a DuckDB temporary table.
+
+    Raises:
+        MalformedSourceError: a page is not JSON or has no list of records (names the page).
+        TransientHttpError, httpx.HTTPError: the API kept failing after every retry.
+        SourceConfigError: an environment variable the dataset references is not set.
+    """
+    source: HttpSource = dataset.source  # type: ignore[assignment]
+    fill = {}
+    if window is not None:
+        fill = {
+            "date": window.start.isoformat(),
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+        }
+    params = {k: v.format(**fill) for k, v in source.params.items()}
+    fetcher = PageFetcher(source, dataset.name)
+    count = records_total = 0
+    with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False, encoding="utf-8") as tmp:
+        try:
+            for number, url, records in pages(fetcher, source, params, dataset.name):
+                count = number
+                for record in records:
+                    tmp.write(json.dumps({**record, "_source_page": url}, default=str) + "\n")
+                records_total += len(records)
+        finally:
+            fetcher.close()
+    path = Path(tmp.name)
+    try:
+        con.execute(f"drop table if exists {TEMP_TABLE}")
+        if records_total:
+            con.execute(
+                f"create temp table {TEMP_TABLE} as select * from "
+                f"read_json({warehouse.literal(str(path))}, format = 'newline_delimited')"
+            )
+        else:
+            cols = [f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns] + [
+                '"_source_page" varchar'
+            ]
+            con.execute(f"create temp table {TEMP_TABLE} ({', '.join(cols)})")
+    finally:
+        path.unlink(missing_ok=True)
+    return Extract(
+        relation=TEMP_TABLE,
+        origin_column="_source_page",
+        units=count,
+        metadata={
+            "pages": count,
+            "requests": fetcher.requests,
+            "retries": fetcher.retries,
+            "records": records_total,
+        },
+        cleanup=[TEMP_TABLE],
+    )
