@@ -57,12 +57,14 @@ def make_settings(monkeypatch, data_dir: Path, landing: Path) -> Settings:
 class Platform:
     """The code location under test: definitions, a Dagster instance and the warehouse file."""
 
-    def __init__(self, settings: Settings, instance: dg.DagsterInstance):
+    def __init__(
+        self, settings: Settings, instance: dg.DagsterInstance, config_dirs: list[Path] | None = None
+    ):
         from strata.definitions import build_definitions
 
         self.settings = settings
         self.instance = instance
-        self.defs = build_definitions(settings)
+        self.defs = build_definitions(settings, config_dirs)
         self.graph = self.defs.resolve_asset_graph()
         self.job = self.defs.resolve_implicit_global_asset_job_def()
 
@@ -165,3 +167,13 @@ def daily_file(landing: Path, table: str, day: date | str) -> Path:
     """The landing file of ``table`` for ``day``."""
     day = day if isinstance(day, str) else day.isoformat()
     return landing / "tpch" / table / f"{table}_{day}.parquet"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 15 server (Debian's binaries) for the session."""
+    import pg_server
+
+    server = pg_server.start()
+    yield server
+    pg_server.stop(server)

@@ -102,5 +102,79 @@ def verify(start, end) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@main.group()
+def registry() -> None:
+    """The dataset registry (assets_config/)."""
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@registry.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def registry_validate(paths: tuple[Path, ...]) -> None:
+    """Check every dataset file in PATHS (default: assets_config/).
+
+    Prints every error as file:line:col: message (hint), and exits 1 if there is any.
+    """
+    from strata.dbt_manifest import load_manifest, model_relations
+    from strata.registry.loader import discover, load_registry
+    from strata.settings import ASSETS_CONFIG_DIR
+
+    roots = list(paths) or [ASSETS_CONFIG_DIR]
+    files = discover(roots)
+    result = load_registry(roots, external_tables=model_relations(load_manifest()))
+    for issue in result.issues:
+        text = f"{_relative(issue.path)}:{issue.line}:{issue.column}: {issue.message}"
+        click.echo(text + (f" (hint: {issue.hint})" if issue.hint else ""))
+    click.echo(
+        f"{len(files)} file(s): {len(result.datasets)} valid, {len(result.broken)} with errors, "
+        f"{len(result.issues)} error(s)"
+    )
+    sys.exit(0 if result.ok else 1)
+
+
+@registry.command("schema")
+def registry_schema() -> None:
+    """Print the JSON Schema of a dataset file (for editors: yaml-language-server)."""
+    import json
+
+    from strata.registry.models import Dataset
+
+    schema = Dataset.model_json_schema()
+    schema = {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Strata dataset"}
+    click.echo(json.dumps(schema, indent=2))
+
+
+@registry.command("new")
+@click.argument("name")
+@click.option(
+    "--source", type=click.Choice(["files", "postgres", "http"]), default="files", show_default=True
+)
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), default=None, help="Default: assets_config/"
+)
+def registry_new(name: str, source: str, directory: Path | None) -> None:
+    """Write a commented dataset file NAME.yaml to start from."""
+    import re
+
+    from strata.registry.models import IDENTIFIER_PATTERN
+    from strata.registry.scaffold import render
+    from strata.settings import ASSETS_CONFIG_DIR
+
+    if not re.fullmatch(IDENTIFIER_PATTERN, name):
+        raise click.BadParameter("a lower snake_case identifier, e.g. sales_orders", param_hint="NAME")
+    target = (directory or ASSETS_CONFIG_DIR) / f"{name}.yaml"
+    if target.exists():
+        raise click.ClickException(f"{_relative(target)} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(name, source))
+    click.echo(f"wrote {_relative(target)}: edit it, then run `strata registry validate`")
+
+
 if __name__ == "__main__":
     main()

@@ -101,7 +101,7 @@ def load_dataset(
     try:
         select_sql = _typed_select(con, dataset, ex, window)
         params = [datetime.now(UTC), run_id]
-        rows_read = con.execute(f"select count(*) from {ex.relation}", ex.params).fetchone()[0]
+        rows_read = con.execute(f"select count(*) from {ex.relation}", ex.params).fetchall()[0][0]
         written, extra = _write(con, dataset, select_sql, params, window, ex)
     except duckdb.Error as err:
         if ex.diagnose is not None:
@@ -127,7 +127,7 @@ def _count(
     else:
         report.table_rows = con.execute(
             f"select count(*) from {warehouse.qualified(report.table)}"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
 
 
 def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -159,12 +159,13 @@ def _typed_select(
     _check_casts(con, dataset, ex, csv)
     partition = ""
     if window is not None:
+        column = dataset.partitioning.column  # type: ignore[union-attr]
         if ex.partition_column:
             partition = f", {ex.partition_column}::date as {PARTITION_COLUMN}"
         else:
-            column = dataset.partitioning.column  # type: ignore[union-attr]
             partition = f", cast({warehouse.quote(column)} as date) as {PARTITION_COLUMN}"
-            _check_window(con, dataset, ex, column, window)
+        if column:
+            _check_window(con, dataset, ex, column, window, csv)
     return (
         f"select {', '.join(exprs)}, {warehouse.quote(ex.origin_column)}{partition}, "
         f"?::timestamptz as _loaded_at, ?::varchar as _run_id from {ex.relation}"
@@ -209,12 +210,26 @@ def _check_casts(
 
 
 def _check_window(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract, column: str, window: DateWindow
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    ex: Extract,
+    column: str,
+    window: DateWindow,
+    csv: CsvOptions | None,
 ) -> None:
-    col = warehouse.quote(column)
+    """Raise :class:`RowError` for rows whose partition column is outside the window.
+
+    For files, a row must also fall on the day of the file it came from.
+    """
+    declared = dataset.column(column)
+    raw = cast_expr(column, declared.type, csv) if declared else warehouse.quote(column)
+    value = f"cast({raw} as date)"
+    outside = f"{value} < ? or {value} >= ? or {value} is null"
+    if ex.partition_column:
+        outside += f" or {value} <> {ex.partition_column}"
     rows = con.execute(
-        f"select {warehouse.quote(ex.origin_column)}, {col}::varchar from {ex.relation} "
-        f"where cast({col} as date) < ? or cast({col} as date) >= ? or {col} is null limit 5",
+        f"select {warehouse.quote(ex.origin_column)}, {warehouse.quote(column)}::varchar from {ex.relation} "
+        f"where {outside} limit 5",
         [*ex.params, window.start, window.end],
     ).fetchall()
     if rows:
@@ -265,7 +280,7 @@ def _write(
         hwm = con.execute(
             f"select max({warehouse.quote(source.incremental.cursor)}) "
             f"from {warehouse.qualified(dataset.table)}"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         extra["high_water_mark"] = str(hwm)
     return inserted + updated, extra
 

@@ -1,6 +1,8 @@
 """The DuckDB warehouse: atomic, idempotent writes and table fingerprints.
 
 Every write here happens in one transaction: a crash or an error leaves the previous state.
+Results are always fetched whole (``fetchall``): DuckDB 2.0 refuses further work on a connection
+while a result is unfinished, which ``fetchone()`` leaves behind.
 This module knows nothing of Dagster or the registry.
 """
 
@@ -67,7 +69,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchone()
+    ).fetchall()[0]
     return bool(row and row[0])
 
 
@@ -98,8 +100,8 @@ def replace_window(
         con.execute(
             f"delete from {target} where {quote(partition_column)} >= ? and {quote(partition_column)} < ?",
             [start, end],
-        )
-        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchone()[0]
+        ).fetchall()
+        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchall()[0][0]
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -128,8 +130,8 @@ def replace_origins(
         _create_if_missing(con, table, select_sql, params)
         if origins:
             listing = ", ".join(literal(o) for o in origins)
-            con.execute(f"delete from {target} where {quote(origin_column)} in ({listing})")
-        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchone()[0]
+            con.execute(f"delete from {target} where {quote(origin_column)} in ({listing})").fetchall()
+        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchall()[0][0]
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -170,17 +172,17 @@ def merge(
         compared = [quote(c) for c in cols if c not in set(keys) | set(ignore)]
         differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in compared) or "false"
         on = " and ".join(f"t.{k} = s.{k}" for k in key_cols)
-        before = con.execute(f"select count(*) from {target}").fetchone()[0]
+        before = con.execute(f"select count(*) from {target}").fetchall()[0][0]
         changed = con.execute(
             f"select count(*) from __strata_merge s join {target} t on {on} where {differs}"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         updates = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in keys)
         con.execute(
             f"merge into {target} as t using __strata_merge as s on ({on}) "
             f"when matched and ({differs}) then update set {updates} "
             "when not matched then insert by name"
-        )
-        inserted = con.execute(f"select count(*) from {target}").fetchone()[0] - before
+        ).fetchall()
+        inserted = con.execute(f"select count(*) from {target}").fetchall()[0][0] - before
         con.execute("drop table __strata_merge")
         con.execute("commit")
     except BaseException:
@@ -198,7 +200,7 @@ def replace_table(
     try:
         con.execute(f"create schema if not exists {quote(schema)}")
         con.execute(f"create or replace table {qualified(table)} as {select_sql}", list(params))
-        count = con.execute(f"select count(*) from {qualified(table)}").fetchone()[0]
+        count = con.execute(f"select count(*) from {qualified(table)}").fetchall()[0][0]
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -236,7 +238,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection, table: str, exclude: Sequence[st
     cols = [quote(c) for c, _ in columns(con, table) if c not in set(exclude)]
     row = con.execute(
         f"select count(*), coalesce(sum(hash({', '.join(cols)})::hugeint), 0) from {qualified(table)}"
-    ).fetchone()
+    ).fetchall()[0]
     return int(row[0]), int(row[1])
 
 

@@ -198,10 +198,10 @@ def verify(
     for table, (source, column) in ROW_COUNTS.items():
         name = f"rows:{table}"
         checks.append(name)
-        expected = con.execute(f"select count(*) from {source}").fetchone()
+        expected = con.execute(f"select count(*) from {source}").fetchall()[0]
         where = _window_sql(column, window) if column else "true"
         try:
-            actual = con.execute(f"select count(*) from wh.{table} where {where}").fetchone()
+            actual = con.execute(f"select count(*) from wh.{table} where {where}").fetchall()[0]
         except duckdb.CatalogException:
             actual = ("missing table",)
         mismatches += compare_rows(name, [expected], [actual], key_width=0)

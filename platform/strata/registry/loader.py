@@ -88,7 +88,8 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] = ()) ->
     """
     registry = Registry()
     docs: dict[str, YamlDocument] = {}
-    for path in discover(paths):
+    roots = list(paths)
+    for path in discover(roots):
         doc, issues = read_yaml(path)
         dataset = None
         if doc is not None:
@@ -101,7 +102,7 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] = ()) ->
             first = registry.files[dataset.name]
             issue = doc.issue(
                 ("name",),
-                f"dataset '{dataset.name}' is already declared in {first}",
+                f"dataset '{dataset.name}' is already declared in {_shown(first, roots)}",
                 "dataset names are unique across files",
             )
             registry.broken.append(_broken(path, doc, [issue], unique=False))
@@ -111,6 +112,14 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] = ()) ->
         docs[dataset.name] = doc
     _cross_check(registry, docs, set(external_tables))
     return registry
+
+
+def _shown(path: Path, roots: list[Path]) -> str:
+    """``path`` relative to the folder it was found in (absolute if it was named directly)."""
+    for root in roots:
+        if root.is_dir() and path.is_relative_to(root):
+            return str(path.relative_to(root))
+    return str(path)
 
 
 def _broken(path: Path, doc: YamlDocument | None, issues: list[Issue], unique: bool = True) -> BrokenDataset:

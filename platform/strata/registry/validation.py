@@ -134,14 +134,16 @@ def _fields_at(loc: Sequence[str | int]) -> list[str]:
     """The keys valid at ``loc`` (which may include union tags such as 'files' or 'volume')."""
     model: type[BaseModel] | None = Dataset
     for part in loc:
-        if model is None:
-            return []
         if isinstance(part, int):
             continue
-        if part in model.model_fields:
+        if model is None:
+            model = _TAGGED.get(part)
+        elif part in model.model_fields:
             model = _model_in(model.model_fields[part].annotation)
         else:
             model = _TAGGED.get(part)
+            if model is None:
+                return []
     return list(model.model_fields) if model else []
 
 

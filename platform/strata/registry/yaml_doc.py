@@ -15,7 +15,20 @@ import yaml
 
 from strata.registry.issues import Issue
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """YAML's safe loader (libyaml when available) that leaves dates as strings.
+
+    PyYAML would turn ``2024-13-01`` into a timestamp and fail without a position; as a string
+    it reaches pydantic, which rejects it with its location.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in _Base.yaml_implicit_resolvers.items()
+    }
 
 
 @dataclass
@@ -87,7 +100,14 @@ def read_yaml(path: Path, text: str | None = None) -> tuple[YamlDocument | None,
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return None, [Issue(path, line, col, f"YAML syntax error: {err.problem or err}")]
+        row = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+        hint = 'quote it inside {...}: token: "${NAME}"' if "${" in row and "{" in row.split("${")[0] else ""
+        context = ""
+        if err.context and err.context_mark and err.context_mark.line + 1 != line:
+            context = (
+                f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
+            )
+        return None, [Issue(path, line, col, f"YAML syntax error: {err.problem or err}{context}", hint)]
     finally:
         loader.dispose()
     return YamlDocument(path, data, root), duplicates

@@ -177,6 +177,6 @@ def raise_unreadable(
             raise CorruptSourceFileError(dataset.name, f.path, message) from err
     for f in files:
         try:
-            con.execute(f"select count(*) from {reader_sql(dataset, [f.path])}").fetchone()
+            con.execute(f"select count(*) from {reader_sql(dataset, [f.path])}").fetchall()[0]
         except duckdb.Error as probe_err:
             raise CorruptSourceFileError(dataset.name, f.path, str(probe_err)) from err

@@ -130,7 +130,8 @@ def pages(
 ) -> Iterator[tuple[int, str, list]]:
     """Yield ``(page number, URL, records)`` following the source's pagination."""
     pg = source.pagination
-    url, query = source.url, dict(params)
+    url: str = source.url
+    query: dict[str, Any] | None = dict(params)
     if pg.size_param and pg.page_size:
         query[pg.size_param] = pg.page_size
     if pg.type == "page":
@@ -175,7 +176,7 @@ def pages(
             )
             if not link:
                 return
-            url, query = str(response.url.join(link)), {}
+            url, query = str(response.url.join(link)), None  # the link carries its own query
     raise MalformedSourceError(
         dataset, f"more than max_pages={pg.max_pages} pages; raise the limit if expected"
     )

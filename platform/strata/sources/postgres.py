@@ -64,7 +64,7 @@ def high_water_mark(con: duckdb.DuckDBPyConnection, dataset: Dataset, cursor: st
         return None
     return con.execute(
         f"select max({warehouse.quote(cursor)}) from {warehouse.qualified(dataset.table)}"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def _query(source: PostgresSource, dataset: Dataset, window: DateWindow | None, hwm: object | None):
