@@ -127,8 +127,8 @@ def test_assets_carry_what_the_yaml_declares(platform):
     assert node.tags["source"] == "tpch" and node.kinds == {"duckdb", "parquet"}
     assert node.description.startswith("TPC-H orders")
     assert node.backfill_policy == dg.BackfillPolicy.single_run()
-    assert node.metadata["registry_file"].value == "assets_config/tpch/orders.yaml"
-    columns = {c.name: c for c in node.metadata["dagster/column_schema"].schema.columns}
+    assert node.metadata["registry_file"] == "assets_config/tpch/orders.yaml"
+    columns = {c.name: c for c in node.metadata["dagster/column_schema"].columns}
     assert columns["o_orderkey"].type == "BIGINT" and not columns["o_orderkey"].constraints.nullable
     assert node.code_version
 
