@@ -42,10 +42,14 @@ lint: install-dev
 	$(BIN)/sqlfluff lint dbt
 	$(BIN)/hadolint Dockerfile
 
+# Debian packages the tests use: PostgreSQL 15 (the tests start their own server).
+SYSTEM_PACKAGES := postgresql
+
 test: install-dev
-	scripts/system-deps.sh
+	scripts/system-deps.sh $(SYSTEM_PACKAGES)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/strata prepare
+	$(BIN)/strata registry validate
 	$(BIN)/pytest
 
 # The spine benchmark at SF 1 (its own data folder); rewrites docs/benchmarks.md.

@@ -48,7 +48,7 @@ def build_definitions(
     settings = settings or Settings.from_env()
     settings.ensure_directories()
     manifest = load_manifest(dbt_project.manifest_path)
-    registry = load_project_registry(config_dirs, manifest)
+    registry = load_project_registry(config_dirs or settings.assets_config, manifest)
 
     assets: list[dg.AssetsDefinition] = [
         build_dataset_asset(

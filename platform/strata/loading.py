@@ -28,13 +28,8 @@ import duckdb
 from strata import warehouse
 from strata.errors import ContractError, RowError
 from strata.registry.models import CsvOptions, Dataset, FilesSource, PostgresSource
-from strata.sources import DateWindow, Extract
+from strata.sources import LOAD_COLUMNS, PARTITION_COLUMN, VOLATILE_LOAD_COLUMNS, DateWindow, Extract
 from strata.sources import files as files_source
-
-PARTITION_COLUMN = "_partition_date"
-LOAD_COLUMNS = ("_source_file", "_source_page", "_source_table", PARTITION_COLUMN, "_loaded_at", "_run_id")
-#: Load columns whose values differ between two runs of the same load.
-VOLATILE_LOAD_COLUMNS = ("_loaded_at", "_run_id")
 
 __all__ = [
     "DateWindow",

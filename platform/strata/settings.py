@@ -6,6 +6,7 @@ Environment variables (all optional):
 * ``STRATA_LANDING_DIR``: the landing zone. Default: ``$STRATA_DATA_DIR/landing``.
 * ``STRATA_WAREHOUSE_PATH``: the DuckDB warehouse file. Default: ``$STRATA_DATA_DIR/warehouse.duckdb``.
 * ``STRATA_TPCH_SF``: TPC-H scale factor of the demo source (float). Default: ``0.1``.
+* ``STRATA_ASSETS_CONFIG``: the registry folders, separated by ``:``. Default: ``<repo>/assets_config``.
 
 This module knows nothing of Dagster or DuckDB.
 """
@@ -30,6 +31,7 @@ class Settings(BaseModel):
     landing_dir: Path
     warehouse_path: Path
     tpch_sf: float = Field(gt=0)
+    assets_config: list[Path] = Field(default_factory=lambda: [ASSETS_CONFIG_DIR])
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -47,6 +49,12 @@ class Settings(BaseModel):
             landing_dir=landing,
             warehouse_path=Path(warehouse).expanduser().resolve(),
             tpch_sf=float(env.get("STRATA_TPCH_SF") or 0.1),
+            assets_config=[
+                Path(p).expanduser().resolve()
+                for p in (env.get("STRATA_ASSETS_CONFIG") or "").split(":")
+                if p
+            ]
+            or [ASSETS_CONFIG_DIR],
         )
 
     def ensure_directories(self) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, dbt_assets
 
-from strata import warehouse
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.dbt_project import dbt_project
 from strata.defs.partitions import window_of
@@ -88,6 +87,8 @@ def _add_partition_row_counts(
     context: dg.AssetExecutionContext, db: Warehouse, window: DateWindow, events: list
 ) -> None:
     """Attach ``dagster/row_count`` per partition to every model that was materialized."""
+    from strata import warehouse
+
     built = {e.output_name for e in events if isinstance(e, dg.Output)}
     with db.connect() as con:
         for output_name, key in context.assets_def.keys_by_output_name.items():

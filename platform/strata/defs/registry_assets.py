@@ -20,11 +20,11 @@ import dagster as dg
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.partitions import daily_partitions, window_of
 from strata.defs.resources import LandingZone, Warehouse
-from strata.loading import LOAD_COLUMNS, LoadReport, build_derived, load_dataset
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
 from strata.registry.models import Dataset
 from strata.settings import PROJECT_ROOT
+from strata.sources import LOAD_COLUMNS
 
 REGISTRY_CHECK = "registry_valid"
 
@@ -68,7 +68,7 @@ def _schema(dataset: Dataset) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def _report_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, report: LoadReport) -> dict:
+def _report_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, report) -> dict:
     for day, rows in report.rows_by_partition.items():
         context.add_asset_metadata({"dagster/row_count": rows}, asset_key=key, partition_key=day.isoformat())
     metadata = {
@@ -120,6 +120,8 @@ def build_dataset_asset(dataset: Dataset, deps: Iterable[dg.AssetKey] = (), path
     def _dataset(
         context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse
     ) -> dg.MaterializeResult:
+        from strata.loading import build_derived, load_dataset  # DuckDB and readers: at run time only
+
         window = window_of(context) if partitions_def else None
         with warehouse.connect() as con:
             if dataset.layer == "raw":

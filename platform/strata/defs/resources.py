@@ -9,7 +9,6 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from strata import warehouse
 from strata.dbt_manifest import dbt_executable
 from strata.defs.dbt_project import dbt_project
 from strata.settings import Settings
@@ -49,6 +48,8 @@ class Warehouse(dg.ConfigurableResource):
 
     def connect(self, read_only: bool = False):
         """A connection that is closed however the block ends (see :func:`strata.warehouse.connect`)."""
+        from strata import warehouse  # DuckDB: at run time only, not when the code location loads
+
         return warehouse.connect(self.path, read_only=read_only)
 
 

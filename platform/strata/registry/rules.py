@@ -12,6 +12,7 @@ import re
 import string
 from collections.abc import Iterator
 from datetime import datetime
+from functools import cache
 from pathlib import PurePosixPath
 from zoneinfo import available_timezones
 
@@ -84,6 +85,7 @@ def _columns(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             )
 
 
+@cache
 def valid_type(type_sql: str) -> bool:
     """Whether ``type_sql`` is a SQL type DuckDB knows (parsed with sqlglot's DuckDB dialect)."""
     try:

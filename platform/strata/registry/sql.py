@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -33,8 +34,13 @@ class TableRef:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
+@lru_cache(maxsize=4096)
 def parse_select(sql: str, dialect: str = "duckdb") -> tuple[exp.Expression | None, SqlProblem | None]:
-    """Parse ``sql``; it must be exactly one SELECT (CTEs and set operations allowed), no DDL or DML."""
+    """Parse ``sql``; it must be exactly one SELECT (CTEs and set operations allowed), no DDL or DML.
+
+    Cached: the rules and the cross-file checks both parse each SELECT; callers must not modify
+    the returned expression.
+    """
     try:
         statements = [s for s in sqlglot.parse(sql, dialect=dialect) if s is not None]
     except ParseError as err:

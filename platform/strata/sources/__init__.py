@@ -11,6 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+#: The load column giving each row's partition date (partitioned raw datasets).
+PARTITION_COLUMN = "_partition_date"
+#: Every load column a raw table may carry, all prefixed ``_`` (see :mod:`strata.loading`).
+LOAD_COLUMNS = ("_source_file", "_source_page", "_source_table", PARTITION_COLUMN, "_loaded_at", "_run_id")
+#: Load columns whose values differ between two runs of the same load.
+VOLATILE_LOAD_COLUMNS = ("_loaded_at", "_run_id")
+
 
 @dataclass(frozen=True)
 class DateWindow:
