@@ -93,20 +93,8 @@ def replace_window(
     Raises:
         duckdb.Error: the query failed; the transaction was rolled back.
     """
-    target = qualified(table)
-    con.execute("begin transaction")
-    try:
-        _create_if_missing(con, table, select_sql, params)
-        con.execute(
-            f"delete from {target} where {quote(partition_column)} >= ? and {quote(partition_column)} < ?",
-            [start, end],
-        ).fetchall()
-        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchall()[0][0]
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return int(inserted)
+    column = quote(partition_column)
+    return _delete_insert(con, table, select_sql, params, f"{column} >= ? and {column} < ?", [start, end])
 
 
 def replace_origins(
@@ -124,13 +112,24 @@ def replace_origins(
     Returns:
         The number of rows inserted.
     """
+    listing = ", ".join(literal(o) for o in origins) or "null"
+    return _delete_insert(con, table, select_sql, params, f"{quote(origin_column)} in ({listing})", [])
+
+
+def _delete_insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select_sql: str,
+    params: Sequence[object],
+    where: str,
+    where_params: Sequence[object],
+) -> int:
+    """In one transaction: create ``table`` if needed, delete ``where``, insert ``select_sql`` by name."""
     target = qualified(table)
     con.execute("begin transaction")
     try:
         _create_if_missing(con, table, select_sql, params)
-        if origins:
-            listing = ", ".join(literal(o) for o in origins)
-            con.execute(f"delete from {target} where {quote(origin_column)} in ({listing})").fetchall()
+        con.execute(f"delete from {target} where {where}", list(where_params)).fetchall()
         inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchall()[0][0]
         con.execute("commit")
     except BaseException:
