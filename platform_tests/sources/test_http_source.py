@@ -19,8 +19,7 @@ from strata.registry.models import Dataset
 from strata.sources import DateWindow
 
 RECORDS = [
-    {"id": i, "day": f"2024-06-0{1 + i % 2}", "value": i * 1.5, "tags": ["x"] * (i % 3)}
-    for i in range(23)
+    {"id": i, "day": f"2024-06-0{1 + i % 2}", "value": i * 1.5, "tags": ["x"] * (i % 3)} for i in range(23)
 ]
 PAGE = 5
 
