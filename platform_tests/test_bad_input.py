@@ -9,7 +9,7 @@ from conftest import daily_file
 
 from strata import warehouse
 from strata.errors import CorruptSourceFileError, MissingSourceFileError
-from strata.loading import VOLATILE_LOAD_COLUMNS
+from strata.sources import VOLATILE_LOAD_COLUMNS
 
 RAW_ORDERS = dg.AssetKey(["raw", "tpch_orders"])
 

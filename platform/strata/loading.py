@@ -25,9 +25,9 @@ from pathlib import Path
 
 import duckdb
 
-from strata import warehouse
-from strata.errors import ContractError, RowError
-from strata.registry.models import CsvOptions, Dataset, FilesSource, PostgresSource
+from strata import contract, warehouse
+from strata.errors import ContractError
+from strata.registry.models import Dataset, FilesSource, PostgresSource
 from strata.sources import LOAD_COLUMNS, PARTITION_COLUMN, VOLATILE_LOAD_COLUMNS, DateWindow, Extract
 from strata.sources import files as files_source
 
@@ -55,6 +55,10 @@ class LoadReport:
     rows_written: int
     rows_by_partition: dict[date, int] = field(default_factory=dict)
     table_rows: int | None = None
+    rows_quarantined: int = 0
+    read_by_partition: dict[date, int] = field(default_factory=dict)
+    quarantined_by_partition: dict[date, int] = field(default_factory=dict)
+    new_columns: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
 
 
@@ -83,31 +87,203 @@ def load_dataset(
 ) -> LoadReport:
     """Load raw ``dataset`` into ``raw.<name>``: the partitions of ``window``, or all of it.
 
+    Rows that break the contract go to ``quarantine.<name>`` (see :mod:`strata.contract`) in the
+    same transaction; per partition, rows read = rows loaded + rows quarantined.
+
     Raises:
         MissingSourceFileError, CorruptSourceFileError: a landing file is absent or unreadable.
         MalformedSourceError, SourceConfigError: an API or database source failed.
-        ContractError: a declared column is missing from the source.
-        RowError: a value does not convert to its declared type, or a row falls outside the window.
+        ContractError: a declared column is missing from the source (nothing is written).
         ValueError: a partitioned dataset was loaded without a window.
     """
     if dataset.partitioning is not None and window is None:
         raise ValueError(f"{dataset.name} is partitioned: a partition window is required")
     ex = extract(con, dataset, landing_root, window)
     try:
-        select_sql = _typed_select(con, dataset, ex, window)
+        source_types = _source_types(con, ex)
+        missing = [c.name for c in dataset.columns if c.name not in source_types]
+        if missing:
+            raise ContractError(dataset.name, missing, _origin_text(con, ex))
+        _validate(con, dataset, ex, window, source_types)
+        if ex.rejects:
+            con.execute(f"create or replace temp table {REJECTED} as {ex.rejects}").fetchall()
         params = [datetime.now(UTC), run_id]
-        rows_read = con.execute(f"select count(*) from {ex.relation}", ex.params).fetchall()[0][0]
-        written, extra = _write(con, dataset, select_sql, params, window, ex)
+        with warehouse.transaction(con):
+            written, extra = _write(
+                con, dataset, _raw_select(dataset, ex, window, source_types), params, window, ex
+            )
+            _write_quarantine(con, dataset, ex, window, source_types, params)
+        report = _report(con, dataset, ex, window, written)
     except duckdb.Error as err:
         if ex.diagnose is not None:
             ex.diagnose(err)
         raise
     finally:
-        for name in ex.cleanup:
+        for name in [*ex.cleanup, VALIDATED, REJECTED]:
             _drop(con, name)
-    report = LoadReport(
-        dataset.name, dataset.table, int(rows_read), written, metadata={**ex.metadata, **extra}
+    declared = {c.name for c in dataset.columns}
+    report.new_columns = [c for c in source_types if declared and c not in declared]
+    report.metadata.update(ex.metadata)
+    report.metadata.update(extra)
+    return report
+
+
+VALIDATED, REJECTED = "__strata_validated", "__strata_rejected"
+
+
+def _source_types(con: duckdb.DuckDBPyConnection, ex: Extract) -> dict[str, str]:
+    """The source's own columns and types (without the origin, row and partition columns)."""
+    described = con.execute(f"describe select * from {ex.relation}", ex.params).fetchall()
+    skip = {ex.origin_column, ex.partition_column, ex.row_column}
+    return {row[0]: row[1] for row in described if row[0] not in skip}
+
+
+def _validate(
+    con, dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]
+) -> None:
+    """Materialize the source with typed copies of the declared columns and each row's rule failures."""
+    csv = dataset.source.csv if isinstance(dataset.source, FilesSource) else None
+    typed = [
+        f"{contract.typed_expr(c, source_types[c.name], csv)} as {contract.typed_name(c.name)}"
+        for c in dataset.columns
+    ]
+    order = f"{warehouse.quote(ex.origin_column)}, {warehouse.quote(ex.row_column)}"
+    rank = (
+        f", {contract.duplicate_rank(dataset.primary_key, order)} as {contract.DUPLICATE_RANK}"
+        if dataset.primary_key
+        else ""
     )
+    rules = contract.column_rules(dataset, source_types)
+    column = dataset.partitioning.column if dataset.partitioning else None
+    if window is not None and column and dataset.column(column):
+        rules.append(contract.partition_rule(column, window.start, window.end, ex.partition_column))
+    rules += contract.duplicate_rules(dataset.primary_key, _existing_keys(con, dataset, ex, window))
+    checks = "list_filter([" + ", ".join(rules) + "], lambda x: x is not null)" if rules else "[]::varchar[]"
+    inner = f"select src.*{''.join(', ' + t for t in typed)}{rank} from {ex.relation} as src"
+    con.execute(
+        f"create or replace temp table {VALIDATED} as select *, {checks} as __violations from ({inner})",
+        ex.params,
+    ).fetchall()
+
+
+def _existing_keys(con, dataset: Dataset, ex: Extract, window: DateWindow | None) -> str | None:
+    """Primary keys already loaded outside the part this load replaces (overwrite and append only)."""
+    if not dataset.primary_key or not warehouse.table_exists(con, dataset.table):
+        return None
+    keys = ", ".join(warehouse.quote(k) for k in dataset.primary_key)
+    table = warehouse.qualified(dataset.table)
+    if dataset.load_strategy == "overwrite_partition" and window is not None:
+        return (
+            f"(select {keys} from {table} where not ({PARTITION_COLUMN} >= date '{window.start}' "
+            f"and {PARTITION_COLUMN} < date '{window.end}'))"
+        )
+    if dataset.load_strategy == "append":
+        origin = warehouse.quote(ex.origin_column)
+        return f"(select {keys} from {table} where {origin} not in (select {origin} from {ex.relation}))"
+    return None
+
+
+def _partition_sql(dataset: Dataset, ex: Extract, window: DateWindow | None) -> str:
+    if window is None:
+        return "null::date"
+    if ex.partition_column:
+        return f"{ex.partition_column}::date"
+    return f"cast({contract.typed_name(dataset.partitioning.column)} as date)"  # type: ignore[union-attr]
+
+
+def _raw_select(
+    dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]
+) -> str:
+    """SELECT of the rows that pass every rule: source columns (declared ones typed) and load columns."""
+    exprs = [
+        f"{contract.typed_name(c)} as {warehouse.quote(c)}" if dataset.column(c) else warehouse.quote(c)
+        for c in source_types
+    ]
+    partition = f", {_partition_sql(dataset, ex, window)} as {PARTITION_COLUMN}" if window is not None else ""
+    return (
+        f"select {', '.join(exprs)}, {warehouse.quote(ex.origin_column)}{partition}, "
+        f"?::timestamptz as _loaded_at, ?::varchar as _run_id from {VALIDATED} where len(__violations) = 0"
+    )
+
+
+QUARANTINE_COLUMNS = (
+    "_partition_date",
+    "_source",
+    "_source_row",
+    "_rule",
+    "_column",
+    "_reason",
+    "_payload",
+    "_loaded_at",
+    "_run_id",
+)
+
+
+def _write_quarantine(
+    con, dataset: Dataset, ex: Extract, window, source_types: dict[str, str], params
+) -> None:
+    """Replace this load's part of ``quarantine.<name>`` with the rows that failed a rule."""
+    table = f"quarantine.{dataset.name}"
+    sep = f"chr({ord(contract.SEP)})"
+    payload = (
+        "to_json(struct_pack("
+        + ", ".join(f"{warehouse.quote(c)} := {warehouse.quote(c)}" for c in source_types)
+        + "))"
+    )
+    select = (
+        f"select {_partition_sql(dataset, ex, window)} as _partition_date, "
+        f"{warehouse.quote(ex.origin_column)}::varchar as _source, "
+        f"{warehouse.quote(ex.row_column)}::bigint as _source_row, "
+        f"split_part(__violations[1], {sep}, 1) as _rule, split_part(__violations[1], {sep}, 2) as _column, "
+        f"array_to_string(list_transform(__violations, lambda v: split_part(v, {sep}, 1) || ' on ' || "
+        f"split_part(v, {sep}, 2) || ': ' || split_part(v, {sep}, 3)), '; ') as _reason, "
+        f"{payload}::varchar as _payload, ?::timestamptz as _loaded_at, ?::varchar as _run_id "
+        f"from {VALIDATED} where len(__violations) > 0"
+    )
+    all_params = list(params)
+    if ex.rejects:
+        select += (
+            " union all select partition_date, origin, line, 'malformed_line', null, reason, "
+            "to_json({'line': text})::varchar, ?::timestamptz, ?::varchar from " + REJECTED
+        )
+        all_params += params
+    warehouse.create_like(con, table, select, all_params)
+    strategy = dataset.load_strategy
+    if strategy == "overwrite_partition" and window is not None:
+        warehouse.delete_where(
+            con, table, warehouse.window_predicate("_partition_date"), [window.start, window.end]
+        )
+    elif strategy == "replace":
+        warehouse.delete_where(con, table, "true")
+    elif strategy == "append":
+        warehouse.delete_where(
+            con, table, f"_source in (select {warehouse.quote(ex.origin_column)} from {VALIDATED})"
+        )
+    else:  # merge: the same bad row read again replaces itself
+        warehouse.delete_where(con, table, f"_payload in (select _payload from ({select}))", all_params)
+    warehouse.insert_by_name(con, table, select, all_params)
+
+
+def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, written: int) -> LoadReport:
+    """Rows read, loaded and quarantined, per partition of the window (or in total)."""
+    partition = _partition_sql(dataset, ex, window)
+    rows = con.execute(
+        f"select {partition}, count(*) filter (where len(__violations) = 0), "
+        f"count(*) filter (where len(__violations) > 0) from {VALIDATED} group by 1"
+    ).fetchall()
+    loaded: dict = {p: int(ok) for p, ok, _ in rows}
+    quarantined: dict = {p: int(bad) for p, _, bad in rows}
+    if ex.rejects:
+        for p, n in con.execute(f"select partition_date, count(*) from {REJECTED} group by 1").fetchall():
+            quarantined[p] = quarantined.get(p, 0) + int(n)
+    report = LoadReport(
+        dataset.name, dataset.table, sum(loaded.values()) + sum(quarantined.values()), written
+    )
+    report.rows_quarantined = sum(quarantined.values())
+    if window is not None:
+        days = window.days()
+        report.quarantined_by_partition = {d: quarantined.get(d, 0) for d in days}
+        report.read_by_partition = {d: loaded.get(d, 0) + quarantined.get(d, 0) for d in days}
     _count(con, report, PARTITION_COLUMN, window)
     return report
 
@@ -130,53 +306,7 @@ def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.unregister(name)
     except duckdb.Error:
         pass
-    con.execute(f"drop table if exists {warehouse.quote(name)}")
-
-
-def _typed_select(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract, window: DateWindow | None
-) -> str:
-    """SELECT of the source columns (declared ones cast) plus load columns; ``?`` = (loaded_at, run_id)."""
-    described = con.execute(f"describe select * from {ex.relation}", ex.params).fetchall()
-    source_cols = [row[0] for row in described if row[0] not in (ex.origin_column, ex.partition_column)]
-    missing = [c.name for c in dataset.columns if c.name not in source_cols]
-    if missing:
-        raise ContractError(dataset.name, missing, _origin_text(con, ex))
-    csv = dataset.source.csv if isinstance(dataset.source, FilesSource) else None
-    exprs = []
-    for name in source_cols:
-        declared = dataset.column(name)
-        exprs.append(
-            f"{cast_expr(name, declared.type, csv)} as {warehouse.quote(name)}"
-            if declared
-            else warehouse.quote(name)
-        )
-    _check_casts(con, dataset, ex, csv)
-    partition = ""
-    if window is not None:
-        column = dataset.partitioning.column  # type: ignore[union-attr]
-        if ex.partition_column:
-            partition = f", {ex.partition_column}::date as {PARTITION_COLUMN}"
-        else:
-            partition = f", cast({warehouse.quote(column)} as date) as {PARTITION_COLUMN}"
-        if column:
-            _check_window(con, dataset, ex, column, window, csv)
-    return (
-        f"select {', '.join(exprs)}, {warehouse.quote(ex.origin_column)}{partition}, "
-        f"?::timestamptz as _loaded_at, ?::varchar as _run_id from {ex.relation}"
-    )
-
-
-def cast_expr(column: str, type_sql: str, csv: CsvOptions | None, strict: bool = True) -> str:
-    """SQL converting ``column`` to ``type_sql`` (CSV date formats applied); ``try_`` if not ``strict``."""
-    col = warehouse.quote(column)
-    fn = "" if strict else "try_"
-    kind = type_sql.strip().upper()
-    if csv is not None and csv.date_format and kind == "DATE":
-        return f"{fn}strptime({col}, {warehouse.literal(csv.date_format)})::date"
-    if csv is not None and csv.timestamp_format and kind.startswith("TIMESTAMP"):
-        return f"{fn}strptime({col}, {warehouse.literal(csv.timestamp_format)})::{type_sql}"
-    return f"{fn}cast({col} as {type_sql})"
+    con.execute(f"drop table if exists {warehouse.quote(name)}").fetchall()
 
 
 def _origin_text(con: duckdb.DuckDBPyConnection, ex: Extract) -> str:
@@ -186,95 +316,35 @@ def _origin_text(con: duckdb.DuckDBPyConnection, ex: Extract) -> str:
     return ", ".join(str(r[0]) for r in rows) or "the source"
 
 
-def _check_casts(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract, csv: CsvOptions | None
-) -> None:
-    """Raise :class:`RowError` with examples when a declared column's value does not convert."""
-    examples = []
-    for col in dataset.columns:
-        name = warehouse.quote(col.name)
-        converted = cast_expr(col.name, col.type, csv, strict=False)
-        rows = con.execute(
-            f"select {warehouse.quote(ex.origin_column)}, {name}::varchar from {ex.relation} "
-            f"where {name} is not null and {converted} is null limit 3",
-            ex.params,
-        ).fetchall()
-        examples += [f"column {col.name}: {value!r} is not {col.type} ({origin})" for origin, value in rows]
-    if examples:
-        raise RowError(dataset.name, "values that do not convert to their declared types", examples)
-
-
-def _check_window(
-    con: duckdb.DuckDBPyConnection,
-    dataset: Dataset,
-    ex: Extract,
-    column: str,
-    window: DateWindow,
-    csv: CsvOptions | None,
-) -> None:
-    """Raise :class:`RowError` for rows whose partition column is outside the window.
-
-    For files, a row must also fall on the day of the file it came from.
-    """
-    declared = dataset.column(column)
-    raw = cast_expr(column, declared.type, csv) if declared else warehouse.quote(column)
-    value = f"cast({raw} as date)"
-    outside = f"{value} < ? or {value} >= ? or {value} is null"
-    if ex.partition_column:
-        outside += f" or {value} <> {ex.partition_column}"
-    rows = con.execute(
-        f"select {warehouse.quote(ex.origin_column)}, {warehouse.quote(column)}::varchar from {ex.relation} "
-        f"where {outside} limit 5",
-        [*ex.params, window.start, window.end],
-    ).fetchall()
-    if rows:
-        raise RowError(
-            dataset.name,
-            f"rows whose {column} is outside the partition window [{window.start}, {window.end})",
-            [f"{column} = {v} ({o})" for o, v in rows],
-        )
-
-
 def _write(
     con, dataset: Dataset, select_sql: str, params: list, window: DateWindow | None, ex: Extract
 ) -> tuple[int, dict]:
-    strategy = dataset.load_strategy
+    """Write the passing rows by the dataset's load strategy (inside the caller's transaction)."""
+    strategy, table = dataset.load_strategy, dataset.table
     if strategy == "replace":
-        return warehouse.replace_table(con, dataset.table, select_sql, params), {}
+        return warehouse.create_or_replace(con, table, select_sql, params), {}
+    warehouse.create_like(con, table, select_sql, params)
     if strategy == "overwrite_partition":
         assert window is not None
-        rows = warehouse.replace_window(
-            con, dataset.table, select_sql, PARTITION_COLUMN, window.start, window.end, params
+        warehouse.delete_where(
+            con, table, warehouse.window_predicate(PARTITION_COLUMN), [window.start, window.end]
         )
-        return rows, {}
+        return warehouse.insert_by_name(con, table, select_sql, params), {}
     if strategy == "append":
-        origins = [
-            r[0]
-            for r in con.execute(
-                f"select distinct {ex.origin_column} from {ex.relation}", ex.params
-            ).fetchall()
-        ]
-        return warehouse.replace_origins(
-            con, dataset.table, select_sql, ex.origin_column, origins, params
-        ), {}
+        origin = warehouse.quote(ex.origin_column)
+        warehouse.delete_where(con, table, f"{origin} in (select {origin} from {VALIDATED})")
+        return warehouse.insert_by_name(con, table, select_sql, params), {}
     order = None
     source = dataset.source
     if isinstance(source, PostgresSource) and source.incremental is not None:
         order = f"{warehouse.quote(source.incremental.cursor)} desc nulls last"
-    inserted, updated = warehouse.merge(
-        con,
-        dataset.table,
-        select_sql,
-        dataset.primary_key,
-        params,
-        order_by=order,
-        ignore=VOLATILE_LOAD_COLUMNS,
+    inserted, updated = warehouse.merge_by_key(
+        con, table, select_sql, dataset.primary_key, params, order_by=order, ignore=VOLATILE_LOAD_COLUMNS
     )
     extra = {"rows_inserted": inserted, "rows_updated": updated}
     if isinstance(source, PostgresSource) and source.incremental is not None:
         hwm = con.execute(
-            f"select max({warehouse.quote(source.incremental.cursor)}) "
-            f"from {warehouse.qualified(dataset.table)}"
+            f"select max({warehouse.quote(source.incremental.cursor)}) from {warehouse.qualified(table)}"
         ).fetchall()[0][0]
         extra["high_water_mark"] = str(hwm)
     return inserted + updated, extra

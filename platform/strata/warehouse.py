@@ -1,6 +1,10 @@
-"""The DuckDB warehouse: atomic, idempotent writes and table fingerprints.
+"""The DuckDB warehouse: connections, atomic writes, table fingerprints.
 
-Every write here happens in one transaction: a crash or an error leaves the previous state.
+Writes are statements (:func:`delete_where`, :func:`insert_by_name`, :func:`merge_by_key`,
+:func:`create_or_replace`) that callers compose inside one :func:`transaction`: a raw table and its
+quarantine change together, and a crash or an error leaves the previous state. The
+``replace_*``/``merge`` helpers are single-table shortcuts that open their own transaction.
+
 Results are always fetched whole (``fetchall``): DuckDB 2.0 refuses further work on a connection
 while a result is unfinished, which ``fetchone()`` leaves behind.
 This module knows nothing of Dagster or the registry.
@@ -41,10 +45,23 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         reraise=True,
     )(duckdb.connect)
     con = opener(str(path), read_only=read_only)
+    con.execute("set enable_progress_bar = false").fetchall()
     try:
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK if the block raises."""
+    con.execute("begin transaction")
+    try:
+        yield con
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def quote(identifier: str) -> str:
@@ -66,11 +83,107 @@ def qualified(table: str) -> str:
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether ``schema.table`` exists."""
     schema, _, name = table.partition(".")
-    row = con.execute(
+    rows = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchall()[0]
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def create_like(
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
+) -> None:
+    """Create ``table`` (and its schema) with the shape of ``select_sql``, if it does not exist."""
+    if table_exists(con, table):
+        return
+    schema, _, _ = table.partition(".")
+    con.execute(f"create schema if not exists {quote(schema)}").fetchall()
+    con.execute(
+        f"create table {qualified(table)} as select * from ({select_sql}) limit 0", list(params)
+    ).fetchall()
+
+
+def delete_where(
+    con: duckdb.DuckDBPyConnection, table: str, where: str, params: Sequence[object] = ()
+) -> None:
+    """``delete from table where ...``."""
+    con.execute(f"delete from {qualified(table)} where {where}", list(params)).fetchall()
+
+
+def insert_by_name(
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
+) -> int:
+    """Insert ``select_sql`` into ``table`` matching columns by name; return the rows inserted."""
+    return int(
+        con.execute(f"insert into {qualified(table)} by name {select_sql}", list(params)).fetchall()[0][0]
+    )
+
+
+def create_or_replace(
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
+) -> int:
+    """Replace ``table`` with ``select_sql``; return its row count."""
+    schema, _, _ = table.partition(".")
+    con.execute(f"create schema if not exists {quote(schema)}").fetchall()
+    con.execute(f"create or replace table {qualified(table)} as {select_sql}", list(params)).fetchall()
+    return int(con.execute(f"select count(*) from {qualified(table)}").fetchall()[0][0])
+
+
+def merge_by_key(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select_sql: str,
+    keys: Sequence[str],
+    params: Sequence[object] = (),
+    order_by: str | None = None,
+    ignore: Sequence[str] = (),
+) -> tuple[int, int]:
+    """Upsert ``select_sql`` into ``table`` by ``keys`` (SQL MERGE).
+
+    The batch keeps one row per key (the first by ``order_by``). A matching row is updated only
+    if a column outside ``ignore`` (load metadata) differs, so merging the same data again
+    changes nothing.
+
+    Returns:
+        ``(rows inserted, rows updated)``.
+    """
+    target = qualified(table)
+    key_cols = [quote(k) for k in keys]
+    order = order_by or ", ".join(key_cols)
+    create_like(con, table, select_sql, params)
+    con.execute(
+        f"create or replace temp table __strata_merge as select * from ({select_sql}) "
+        f"qualify row_number() over (partition by {', '.join(key_cols)} order by {order}) = 1",
+        list(params),
+    ).fetchall()
+    cols = [c for c, _ in columns(con, table)]
+    compared = [quote(c) for c in cols if c not in set(keys) | set(ignore)]
+    differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in compared) or "false"
+    on = " and ".join(f"t.{k} = s.{k}" for k in key_cols)
+    before = con.execute(f"select count(*) from {target}").fetchall()[0][0]
+    changed = con.execute(
+        f"select count(*) from __strata_merge s join {target} t on {on} where {differs}"
+    ).fetchall()[0][0]
+    updates = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in keys)
+    con.execute(
+        f"merge into {target} as t using __strata_merge as s on ({on}) "
+        f"when matched and ({differs}) then update set {updates} "
+        "when not matched then insert by name"
+    ).fetchall()
+    inserted = con.execute(f"select count(*) from {target}").fetchall()[0][0] - before
+    con.execute("drop table __strata_merge").fetchall()
+    return int(inserted), int(changed)
+
+
+# --------------------------------------------------------------------------- single-table shortcuts
+
+
+def window_predicate(column: str) -> str:
+    """``column >= ? and column < ?``: the half-open window, bound to (start, end)."""
+    return f"{quote(column)} >= ? and {quote(column)} < ?"
 
 
 def replace_window(
@@ -93,49 +206,10 @@ def replace_window(
     Raises:
         duckdb.Error: the query failed; the transaction was rolled back.
     """
-    column = quote(partition_column)
-    return _delete_insert(con, table, select_sql, params, f"{column} >= ? and {column} < ?", [start, end])
-
-
-def replace_origins(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    select_sql: str,
-    origin_column: str,
-    origins: Sequence[str],
-    params: Sequence[object] = (),
-) -> int:
-    """Append ``select_sql`` to ``table`` after deleting earlier rows from the same ``origins``.
-
-    One transaction; appending a file twice keeps one copy of its rows.
-
-    Returns:
-        The number of rows inserted.
-    """
-    listing = ", ".join(literal(o) for o in origins) or "null"
-    return _delete_insert(con, table, select_sql, params, f"{quote(origin_column)} in ({listing})", [])
-
-
-def _delete_insert(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    select_sql: str,
-    params: Sequence[object],
-    where: str,
-    where_params: Sequence[object],
-) -> int:
-    """In one transaction: create ``table`` if needed, delete ``where``, insert ``select_sql`` by name."""
-    target = qualified(table)
-    con.execute("begin transaction")
-    try:
-        _create_if_missing(con, table, select_sql, params)
-        con.execute(f"delete from {target} where {where}", list(where_params)).fetchall()
-        inserted = con.execute(f"insert into {target} by name {select_sql}", list(params)).fetchall()[0][0]
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return int(inserted)
+    with transaction(con):
+        create_like(con, table, select_sql, params)
+        delete_where(con, table, window_predicate(partition_column), [start, end])
+        return insert_by_name(con, table, select_sql, params)
 
 
 def merge(
@@ -147,72 +221,20 @@ def merge(
     order_by: str | None = None,
     ignore: Sequence[str] = (),
 ) -> tuple[int, int]:
-    """Upsert ``select_sql`` into ``table`` by ``keys`` in one transaction (SQL MERGE).
-
-    The batch keeps one row per key (the first by ``order_by``). A matching row is updated only
-    if a column outside ``ignore`` (load metadata) differs, so merging the same data again
-    changes nothing.
-
-    Returns:
-        ``(rows inserted, rows updated)``.
-    """
-    target = qualified(table)
-    key_cols = [quote(k) for k in keys]
-    order = order_by or ", ".join(key_cols)
-    con.execute("begin transaction")
-    try:
-        _create_if_missing(con, table, select_sql, params)
-        con.execute(
-            f"create or replace temp table __strata_merge as select * from ({select_sql}) "
-            f"qualify row_number() over (partition by {', '.join(key_cols)} order by {order}) = 1",
-            list(params),
-        )
-        cols = [c for c, _ in columns(con, table)]
-        compared = [quote(c) for c in cols if c not in set(keys) | set(ignore)]
-        differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in compared) or "false"
-        on = " and ".join(f"t.{k} = s.{k}" for k in key_cols)
-        before = con.execute(f"select count(*) from {target}").fetchall()[0][0]
-        changed = con.execute(
-            f"select count(*) from __strata_merge s join {target} t on {on} where {differs}"
-        ).fetchall()[0][0]
-        updates = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in keys)
-        con.execute(
-            f"merge into {target} as t using __strata_merge as s on ({on}) "
-            f"when matched and ({differs}) then update set {updates} "
-            "when not matched then insert by name"
-        ).fetchall()
-        inserted = con.execute(f"select count(*) from {target}").fetchall()[0][0] - before
-        con.execute("drop table __strata_merge")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return int(inserted), int(changed)
+    """:func:`merge_by_key` in its own transaction."""
+    with transaction(con):
+        return merge_by_key(con, table, select_sql, keys, params, order_by, ignore)
 
 
 def replace_table(
     con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
 ) -> int:
     """Replace ``table`` with the result of ``select_sql`` in one transaction; return the row count."""
-    schema, _, _ = table.partition(".")
-    con.execute("begin transaction")
-    try:
-        con.execute(f"create schema if not exists {quote(schema)}")
-        con.execute(f"create or replace table {qualified(table)} as {select_sql}", list(params))
-        count = con.execute(f"select count(*) from {qualified(table)}").fetchall()[0][0]
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return int(count)
+    with transaction(con):
+        return create_or_replace(con, table, select_sql, params)
 
 
-def _create_if_missing(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params) -> None:
-    if table_exists(con, table):
-        return
-    schema, _, _ = table.partition(".")
-    con.execute(f"create schema if not exists {quote(schema)}")
-    con.execute(f"create table {qualified(table)} as select * from ({select_sql}) limit 0", list(params))
+# --------------------------------------------------------------------------- reading
 
 
 def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -245,9 +267,8 @@ def rows_per_partition(
     con: duckdb.DuckDBPyConnection, table: str, column: str, start: date, end: date
 ) -> dict[date, int]:
     """Row count of ``table`` per value of date ``column`` in ``[start, end)`` (absent dates: none)."""
+    where = window_predicate(column)
     rows = con.execute(
-        f"select {quote(column)}, count(*) from {qualified(table)} "
-        f"where {quote(column)} >= ? and {quote(column)} < ? group by 1",
-        [start, end],
+        f"select {quote(column)}, count(*) from {qualified(table)} where {where} group by 1", [start, end]
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from strata.errors import ContractError, MissingSourceFileError, RowError
+from strata.errors import ContractError, MissingSourceFileError
 from strata.loading import load_dataset
 from strata.registry.models import Dataset
 from strata.sources import DateWindow
@@ -222,24 +222,57 @@ def test_missing_declared_column_names_the_column_and_file(con, landing):
     assert info.value.columns == ["customer"] and "shop/2024-03-01.csv" in str(info.value)
 
 
-def test_value_that_does_not_convert_names_column_value_and_file(con, landing):
+def quarantine(con) -> list[tuple]:
+    return con.execute(
+        "select _partition_date, _source, _source_row, _rule, _column, _reason, _payload from quarantine.shop_orders "
+        "order by _source, _source_row"
+    ).fetchall()
+
+
+def test_value_that_does_not_convert_is_quarantined_with_file_row_and_column(con, landing):
     (landing / "shop" / "2024-03-01.csv").write_text(
-        "order_id,order_date,customer,amount\n1,01/03/2024,x,abc\n"
+        "order_id,order_date,customer,amount\n1,01/03/2024,x,abc\n2,01/03/2024,y,2.5\n"
     )
-    with pytest.raises(RowError) as info:
-        load_dataset(con, dataset(), landing, "r", DAY)
-    assert "column amount: 'abc' is not DECIMAL(10,2) (shop/2024-03-01.csv)" in str(info.value)
-    assert not con.execute(
-        "select count(*) from information_schema.tables where table_name = 'shop_orders'"
-    ).fetchone()[0]
+    report = load_dataset(con, dataset(), landing, "r", DAY)
+    assert (report.rows_read, report.rows_written, report.rows_quarantined) == (2, 1, 1)
+    assert report.read_by_partition == {date(2024, 3, 1): 2} and report.quarantined_by_partition == {
+        date(2024, 3, 1): 1
+    }
+    [(day, source, row, rule, column, reason, payload)] = quarantine(con)
+    assert (day, source, row, rule, column) == (date(2024, 3, 1), "shop/2024-03-01.csv", 1, "cast", "amount")
+    assert reason == "cast on amount: abc is not DECIMAL(10,2)"
+    assert '"amount":"abc"' in payload and '"customer":"x"' in payload
+    assert con.execute("select order_id from raw.shop_orders").fetchall() == [(2,)]
 
 
-def test_row_outside_its_partition_is_refused(con, landing):
+def test_row_outside_its_partition_is_quarantined(con, landing):
     (landing / "shop" / "2024-03-01.csv").write_text(
         "order_id,order_date,customer,amount\n1,02/03/2024,x,1\n"
     )
-    with pytest.raises(RowError, match="outside the partition window"):
-        load_dataset(con, dataset(), landing, "r", DAY)
+    report = load_dataset(con, dataset(), landing, "r", DAY)
+    assert (report.rows_written, report.rows_quarantined) == (0, 1)
+    [(_, _, _, rule, column, reason, _)] = quarantine(con)
+    assert (rule, column, reason) == (
+        "partition",
+        "order_date",
+        "partition on order_date: 2024-03-02 is outside the partition",
+    )
+
+
+def test_rerun_replaces_the_quarantine_of_the_partition(con, landing):
+    (landing / "shop" / "2024-03-01.csv").write_text(
+        "order_id,order_date,customer,amount\n1,01/03/2024,x,abc\n"
+    )
+    load_dataset(con, dataset(), landing, "r1", DAY)
+    load_dataset(con, dataset(), landing, "r2", DAY)
+    assert [r[:5] for r in quarantine(con)] == [
+        (date(2024, 3, 1), "shop/2024-03-01.csv", 1, "cast", "amount")
+    ]
+    (landing / "shop" / "2024-03-01.csv").write_text(
+        "order_id,order_date,customer,amount\n1,01/03/2024,x,1\n"
+    )
+    load_dataset(con, dataset(), landing, "r3", DAY)
+    assert quarantine(con) == []
 
 
 def test_missing_day_names_the_expected_path(con, landing):

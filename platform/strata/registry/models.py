@@ -55,10 +55,13 @@ class StrictModel(BaseModel):
 
 
 class Range(StrictModel):
-    """Inclusive bounds of a numeric or date column; either may be left out."""
+    """Inclusive bounds of a numeric or date column; either may be left out.
+
+    ``max: today`` refuses dates in the future.
+    """
 
     min: float | date | None = None
-    max: float | date | None = None
+    max: float | date | Literal["today"] | None = None
 
 
 class Column(StrictModel):
@@ -105,6 +108,7 @@ class CsvOptions(StrictModel):
     )
     timestamp_format: str | None = None
     skip_rows: int = Field(default=0, ge=0)
+    thousands: str | None = Field(default=None, description="Thousands separator of numbers, e.g. ','.")
 
 
 class FilesSource(StrictModel):

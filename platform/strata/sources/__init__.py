@@ -39,6 +39,7 @@ class Extract:
         relation: SQL usable after FROM (a parenthesised query or a temporary table).
         params: values for the ``?`` placeholders of ``relation``.
         origin_column: the column of ``relation`` naming each row's origin.
+        row_column: the column numbering each row within its origin (1-based).
         partition_column: a DATE column of ``relation`` giving each row's partition (files), or None.
         units: how many files, pages or query batches were read.
         metadata: facts worth recording on the materialization (high-water mark, pages ...).
@@ -48,9 +49,13 @@ class Extract:
 
     relation: str
     origin_column: str
+    row_column: str = "_source_row"
     params: list = field(default_factory=list)
     partition_column: str | None = None
     units: int = 0
     metadata: dict = field(default_factory=dict)
     cleanup: list[str] = field(default_factory=list)
     diagnose: Callable[[Exception], None] | None = None
+    #: SQL of lines the reader rejected (wrong column count, bad quoting or encoding), run after
+    #: the relation was read, with columns: origin, partition_date, line, reason, text.
+    rejects: str | None = None

@@ -24,6 +24,9 @@ from strata.sources import DateWindow, Extract
 #: Name of the column DuckDB's readers add with each row's file path.
 FILENAME_COLUMN = "__strata_source_path"
 _MANIFEST = "__strata_files"
+_REJECTS, _REJECT_SCANS = "__strata_rejects", "__strata_reject_scans"
+#: Longest CSV line read (bytes): large enough for huge text fields (DuckDB's default is 2 MB).
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,16 +101,20 @@ def reader_sql(dataset: Dataset, paths: Sequence[Path]) -> str:
     """A DuckDB table function call that reads ``paths`` with the source's format and options.
 
     CSV is read as text (``all_varchar``): the dataset's declared types are applied afterwards,
-    so that a value that does not convert is reported with its column. The result has the files'
-    columns (unioned by name) plus :data:`FILENAME_COLUMN`.
+    so that a value that does not convert is reported with its column. Malformed CSV lines (wrong
+    column count, bad quoting, invalid encoding) are set aside in DuckDB's rejects tables
+    (``store_rejects``) with their line numbers, never dropped. Parquet rows carry
+    ``file_row_number``. The result has the files' columns (unioned by name) plus
+    :data:`FILENAME_COLUMN`.
     """
     source: FilesSource = dataset.source  # type: ignore[assignment]
     listing = "[" + ", ".join(warehouse.literal(str(p)) for p in paths) + "]"
-    common = f"filename = '{FILENAME_COLUMN}', union_by_name = true"
+    # CSV: no union_by_name (DuckDB does not combine it with a rejects table); files share a header
+    common = f"filename = '{FILENAME_COLUMN}'" + ("" if source.format == "csv" else ", union_by_name = true")
     if source.hive_partitioning:
         common += ", hive_partitioning = true"
     if source.format == "parquet":
-        return f"read_parquet({listing}, {common})"
+        return f"read_parquet({listing}, {common}, file_row_number = true)"
     if source.format == "csv":
         csv = source.csv or CsvOptions()
         options = [
@@ -120,6 +127,10 @@ def reader_sql(dataset: Dataset, paths: Sequence[Path]) -> str:
             f"skip = {csv.skip_rows}",
             "all_varchar = true",
             "auto_detect = true",
+            "parallel = false",  # a sequential scan keeps file order for row numbers
+            f"max_line_size = {MAX_LINE_BYTES}",
+            f"store_rejects = true, rejects_table = '{_REJECTS}', rejects_scan = '{_REJECT_SCANS}'",
+            "ignore_errors = true",
         ]
         if not csv.header and dataset.columns:
             options.append("names = [" + ", ".join(warehouse.literal(c.name) for c in dataset.columns) + "]")
@@ -152,17 +163,33 @@ def extract(
     con.register(_MANIFEST, manifest)
     reader = reader_sql(dataset, [f.path for f in files])
     partition = ", f.partition_date as _partition_date" if window is not None else ""
+    if source.format == "parquet":
+        numbered = f"select * exclude (file_row_number), file_row_number + 1 as _source_row from {reader}"
+    else:
+        numbered = (
+            f"select *, row_number() over (partition by {FILENAME_COLUMN}) as _source_row from {reader}"
+        )
     relation = (
         f"(select src.* exclude ({FILENAME_COLUMN}), f.relative as _source_file{partition} "
-        f"from {reader} as src join {_MANIFEST} as f on src.{FILENAME_COLUMN} = f.path)"
+        f"from ({numbered}) as src join {_MANIFEST} as f on src.{FILENAME_COLUMN} = f.path)"
     )
+    rejects = None
+    if source.format == "csv":
+        rejects = (
+            f"select f.relative as origin, f.partition_date, r.line, "
+            "r.error_type || coalesce(' (' || r.column_name || ')', '') || ': ' || r.error_message "
+            "as reason, "
+            f"r.csv_line as text from {_REJECTS} r join {_REJECT_SCANS} s using (scan_id, file_id) "
+            f"join {_MANIFEST} f on s.file_path = f.path"
+        )
     return Extract(
         relation=relation,
         origin_column="_source_file",
         partition_column="_partition_date" if window is not None else None,
         units=len(files),
         metadata={"files_read": len(files)},
-        cleanup=[_MANIFEST],
+        cleanup=[_MANIFEST, _REJECTS, _REJECT_SCANS] if rejects else [_MANIFEST],
+        rejects=rejects,
         diagnose=lambda err: raise_unreadable(con, dataset, files, err),
     )
 

@@ -205,8 +205,10 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
         try:
             for number, url, records in pages(fetcher, source, params, dataset.name):
                 count = number
-                for record in records:
-                    tmp.write(json.dumps({**record, "_source_page": url}, default=str) + "\n")
+                for index, record in enumerate(records, start=1):
+                    tmp.write(
+                        json.dumps({**record, "_source_page": url, "_source_row": index}, default=str) + "\n"
+                    )
                 records_total += len(records)
         finally:
             fetcher.close()
@@ -219,9 +221,8 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
                 f"read_json({warehouse.literal(str(path))}, format = 'newline_delimited')"
             )
         else:
-            cols = [f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns] + [
-                '"_source_page" varchar'
-            ]
+            cols = [f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns]
+            cols += ['"_source_page" varchar', '"_source_row" bigint']
             con.execute(f"create temp table {TEMP_TABLE} ({', '.join(cols)})")
     finally:
         path.unlink(missing_ok=True)

@@ -107,7 +107,12 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
             cur.execute(query, params)
             while chunk := cur.fetchmany(source.batch_rows):
                 names = [d.name for d in cur.description]
-                batch = pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in chunk])
+                batch = pa.Table.from_pylist(
+                    [
+                        {**dict(zip(names, row, strict=True)), "_source_row": rows + i + 1}
+                        for i, row in enumerate(chunk)
+                    ]
+                )
                 con.register("__strata_pg_batch", batch)
                 if batches == 0:
                     con.execute(f"create temp table {TEMP_TABLE} as select * from __strata_pg_batch")
@@ -132,5 +137,5 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
-    columns = ", ".join(f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns) or '"_empty" varchar'
-    con.execute(f"create temp table {TEMP_TABLE} ({columns})")
+    columns = [f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns] + ['"_source_row" bigint']
+    con.execute(f"create temp table {TEMP_TABLE} ({', '.join(columns)})")

@@ -1,0 +1,198 @@
+"""A dataset's column contract as SQL: typed expressions, and the row-level rules a row must pass.
+
+Row-level rules (each gives ``rule|column|detail`` for a failing row, else NULL):
+
+* ``cast``: a declared column's value does not convert to its type (strict for integers read as
+  text: ``1e3`` or ``1.7`` are not integers; thousands separators only with the CSV option);
+* ``not_null``: a missing value in a column declared ``nullable: false`` or in the primary key;
+* ``range``, ``accepted_values``, ``pattern``: the column's declared rules;
+* ``partition``: the partition column falls outside the run's window (for files: not the day of
+  the file the row came from);
+* ``duplicate_key``: the primary key appears earlier in the batch (the first occurrence, by origin
+  and row number, is kept) or already belongs to rows outside the part being replaced.
+
+Rows failing any rule go to quarantine, never to the raw table. Pure SQL building; no connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from strata.registry.models import Column, CsvOptions, Dataset
+from strata.warehouse import literal, quote
+
+INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "INT",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "INT4",
+    "INT8",
+    "INT2",
+}
+NUMERIC_PREFIXES = ("DECIMAL", "NUMERIC", "DOUBLE", "FLOAT", "REAL")
+TYPED_PREFIX = "__typed_"
+
+
+def typed_name(column: str) -> str:
+    """Name of the typed copy of ``column`` in the validated relation."""
+    return quote(TYPED_PREFIX + column)
+
+
+def typed_expr(column: Column, source_type: str, csv: CsvOptions | None) -> str:
+    """SQL converting the source value of ``column`` to its declared type; NULL when it does not convert."""
+    col = quote(column.name)
+    kind = column.type.strip().upper()
+    text_source = source_type.upper() == "VARCHAR"
+    value = col
+    if (
+        text_source
+        and csv is not None
+        and csv.thousands
+        and (kind in INTEGER_TYPES or kind.startswith(NUMERIC_PREFIXES))
+    ):
+        value = f"replace({col}, {literal(csv.thousands)}, '')"
+    if csv is not None and csv.date_format and kind == "DATE":
+        return f"try_strptime({value}, {literal(csv.date_format)})::date"
+    if csv is not None and csv.timestamp_format and kind.startswith("TIMESTAMP"):
+        return f"try_cast(try_strptime({value}, {literal(csv.timestamp_format)}) as {column.type})"
+    cast = f"try_cast({value} as {column.type})"
+    if text_source and kind in INTEGER_TYPES:
+        return f"case when regexp_full_match(trim({value}), '[+-]?[0-9]+') then {cast} end"
+    return cast
+
+
+def _sql_value(value: object) -> str:
+    if value == "today":
+        return "current_date"
+    if isinstance(value, date):
+        return f"date '{value.isoformat()}'"
+    if isinstance(value, str):
+        return literal(value)
+    return repr(value)
+
+
+#: Separates rule, column and detail in a rule's result (a character data does not contain).
+SEP = "\x1f"
+
+
+def _failure(rule: str, column: str, condition: str, detail_sql: str) -> str:
+    return f"case when {condition} then {literal(rule + SEP + column + SEP)} || ({detail_sql}) end"
+
+
+def column_rules(dataset: Dataset, source_types: dict[str, str]) -> list[str]:
+    """The row-level rule expressions of the declared columns (see the module docstring)."""
+    rules = []
+    keys = set(dataset.primary_key)
+    for col in dataset.columns:
+        raw, typed = quote(col.name), typed_name(col.name)
+        shown = f"left({raw}::varchar, 80)"
+        rules.append(
+            _failure(
+                "cast", col.name, f"{raw} is not null and {typed} is null", f"{shown} || ' is not {col.type}'"
+            )
+        )
+        if not col.nullable or col.name in keys:
+            rules.append(_failure("not_null", col.name, f"{raw} is null", "'missing value'"))
+        if col.range is not None:
+            if col.range.min is not None:
+                rules.append(
+                    _failure(
+                        "range",
+                        col.name,
+                        f"{typed} < {_sql_value(col.range.min)}",
+                        f"{typed}::varchar || ' < {col.range.min}'",
+                    )
+                )
+            if col.range.max is not None:
+                rules.append(
+                    _failure(
+                        "range",
+                        col.name,
+                        f"{typed} > {_sql_value(col.range.max)}",
+                        f"{typed}::varchar || ' > {col.range.max}'",
+                    )
+                )
+        if col.accepted_values is not None:
+            values = ", ".join(_sql_value(v) for v in col.accepted_values)
+            rules.append(
+                _failure(
+                    "accepted_values",
+                    col.name,
+                    f"{typed} not in ({values})",
+                    f"{typed}::varchar || ' is not accepted'",
+                )
+            )
+        if col.pattern is not None:
+            rules.append(
+                _failure(
+                    "pattern",
+                    col.name,
+                    f"not regexp_full_match({typed}::varchar, {literal(col.pattern)})",
+                    f"{shown} || ' does not match the pattern'",
+                )
+            )
+    return rules
+
+
+def partition_rule(column: str, start: date, end: date, file_partition: str | None) -> str:
+    """Rows whose partition column is outside ``[start, end)`` or (files) not their file's day."""
+    value = f"cast({typed_name(column)} as date)"
+    outside = f"{value} < date '{start.isoformat()}' or {value} >= date '{end.isoformat()}'"
+    if file_partition:
+        outside += f" or {value} <> {file_partition}"
+    return _failure(
+        "partition",
+        column,
+        f"{quote(column)} is not null and ({outside})",
+        f"{value}::varchar || ' is outside the partition'",
+    )
+
+
+DUPLICATE_RANK = "__duplicate_rank"
+
+
+def duplicate_rank(keys: Sequence[str], order: str) -> str:
+    """Window expression numbering the rows of each primary key (1 = the row that is kept)."""
+    typed_keys = [typed_name(k) for k in keys]
+    return f"row_number() over (partition by {', '.join(typed_keys)} order by {order})"
+
+
+def duplicate_rules(keys: Sequence[str], existing: str | None) -> list[str]:
+    """Rows repeating an earlier row's primary key, or a key already loaded elsewhere.
+
+    The batch rule needs :data:`DUPLICATE_RANK`; ``existing`` is a relation of the keys loaded
+    outside the part being replaced, or None.
+    """
+    if not keys:
+        return []
+    typed_keys = [typed_name(k) for k in keys]
+    not_null = " and ".join(f"{k} is not null" for k in typed_keys)
+    shown = " || ',' || ".join(f"{k}::varchar" for k in typed_keys)
+    label = ",".join(keys)
+    rules = [
+        _failure(
+            "duplicate_key",
+            label,
+            f"{not_null} and {DUPLICATE_RANK} > 1",
+            f"{shown} || ' repeats an earlier row'",
+        )
+    ]
+    if existing is not None:
+        match = " and ".join(f"x.{quote(k)} = {typed_name(k)}" for k in keys)
+        rules.append(
+            _failure(
+                "duplicate_key",
+                label,
+                f"exists (select 1 from {existing} x where {match})",
+                f"{shown} || ' is already loaded'",
+            )
+        )
+    return rules
