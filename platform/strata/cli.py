@@ -33,9 +33,7 @@ def demo() -> None:
     default=None,
     help="TPC-H scale factor (default: STRATA_TPCH_SF or 0.1).",
 )
-@click.option(
-    "--force", is_flag=True, help="Regenerate even if the landing zone already holds this scale factor."
-)
+@click.option("--force", is_flag=True, help="Regenerate even if the landing zone already holds this scale factor.")
 def demo_generate(scale_factor: float | None, force: bool) -> None:
     """Generate TPC-H with tpchgen-cli and lay it out in the landing zone (idempotent)."""
     from strata.demo.tpch import generate
@@ -152,12 +150,8 @@ def registry_schema() -> None:
 
 @registry.command("new")
 @click.argument("name")
-@click.option(
-    "--source", type=click.Choice(["files", "postgres", "http"]), default="files", show_default=True
-)
-@click.option(
-    "--dir", "directory", type=click.Path(path_type=Path), default=None, help="Default: assets_config/"
-)
+@click.option("--source", type=click.Choice(["files", "postgres", "http"]), default="files", show_default=True)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None, help="Default: assets_config/")
 def registry_new(name: str, source: str, directory: Path | None) -> None:
     """Write a commented dataset file NAME.yaml to start from."""
     import re

@@ -16,7 +16,7 @@ Rows failing any rule go to quarantine, never to the raw table. Pure SQL buildin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from strata.registry.models import Column, CsvOptions, Dataset
@@ -87,37 +87,37 @@ def _failure(rule: str, column: str, condition: str, detail_sql: str) -> str:
     return f"case when {condition} then {literal(rule + SEP + column + SEP)} || ({detail_sql}) end"
 
 
-def column_rules(dataset: Dataset, source_types: dict[str, str]) -> list[str]:
-    """The row-level rule expressions of the declared columns (see the module docstring)."""
+def column_rules(dataset: Dataset, typed: Callable[[str], str] = typed_name) -> list[str]:
+    """The row-level rule expressions of the declared columns (see the module docstring).
+
+    ``typed`` names a column's typed value: the typed copy while loading (then a value that did
+    not convert breaks ``cast``), or the column itself when judging a loaded table.
+    """
     rules = []
     keys = set(dataset.primary_key)
     for col in dataset.columns:
-        raw, typed = quote(col.name), typed_name(col.name)
+        raw, value = quote(col.name), typed(col.name)
         shown = f"left({raw}::varchar, 80)"
-        rules.append(
-            _failure(
-                "cast", col.name, f"{raw} is not null and {typed} is null", f"{shown} || ' is not {col.type}'"
+        if value != raw:
+            rules.append(
+                _failure(
+                    "cast",
+                    col.name,
+                    f"{raw} is not null and {value} is null",
+                    f"{shown} || ' is not {col.type}'",
+                )
             )
-        )
         if not col.nullable or col.name in keys:
             rules.append(_failure("not_null", col.name, f"{raw} is null", "'missing value'"))
-        if col.range is not None:
-            if col.range.min is not None:
+        bounds = col.range
+        for bound, op in ((bounds.min if bounds else None, "<"), (bounds.max if bounds else None, ">")):
+            if bound is not None:
                 rules.append(
                     _failure(
                         "range",
                         col.name,
-                        f"{typed} < {_sql_value(col.range.min)}",
-                        f"{typed}::varchar || ' < {col.range.min}'",
-                    )
-                )
-            if col.range.max is not None:
-                rules.append(
-                    _failure(
-                        "range",
-                        col.name,
-                        f"{typed} > {_sql_value(col.range.max)}",
-                        f"{typed}::varchar || ' > {col.range.max}'",
+                        f"{value} {op} {_sql_value(bound)}",
+                        f"{value}::varchar || ' {op} {bound}'",
                     )
                 )
         if col.accepted_values is not None:
@@ -126,8 +126,8 @@ def column_rules(dataset: Dataset, source_types: dict[str, str]) -> list[str]:
                 _failure(
                     "accepted_values",
                     col.name,
-                    f"{typed} not in ({values})",
-                    f"{typed}::varchar || ' is not accepted'",
+                    f"{value} not in ({values})",
+                    f"{value}::varchar || ' is not accepted'",
                 )
             )
         if col.pattern is not None:
@@ -135,7 +135,7 @@ def column_rules(dataset: Dataset, source_types: dict[str, str]) -> list[str]:
                 _failure(
                     "pattern",
                     col.name,
-                    f"not regexp_full_match({typed}::varchar, {literal(col.pattern)})",
+                    f"not regexp_full_match({value}::varchar, {literal(col.pattern)})",
                     f"{shown} || ' does not match the pattern'",
                 )
             )

@@ -69,7 +69,5 @@ def daily_partitions_of_models(manifest: dict) -> tuple[str, str | None]:
         if p
     }
     if len(found) != 1:
-        raise ValueError(
-            f"incremental dbt models must declare one meta.strata.daily_partitions, found {found}"
-        )
+        raise ValueError(f"incremental dbt models must declare one meta.strata.daily_partitions, found {found}")
     return found.pop()

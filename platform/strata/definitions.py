@@ -15,6 +15,7 @@ import dagster as dg
 from strata.dbt_manifest import daily_partitions_of_models, load_manifest, model_relations
 from strata.defs.dbt_assets import build_dbt_assets
 from strata.defs.dbt_project import dbt_project
+from strata.defs.mart_checks import build_mart_checks
 from strata.defs.partitions import daily_partitions
 from strata.defs.registry_assets import (
     broken_keys,
@@ -36,9 +37,26 @@ def load_project_registry(config_dirs: list[Path] | None = None, manifest: dict 
     return load_registry(config_dirs or [ASSETS_CONFIG_DIR], external_tables=model_relations(manifest))
 
 
-def build_definitions(
-    settings: Settings | None = None, config_dirs: list[Path] | None = None
-) -> dg.Definitions:
+def freshness_checks(registry: Registry) -> list[dg.AssetChecksDefinition]:
+    """Partition-aware freshness: "the partition for D exists by its deadline".
+
+    One per partitioned dataset that declares freshness (Dagster's time-partition freshness
+    checks): the FreshnessPolicy on the asset judges only the latest materialization.
+    """
+    checks = []
+    for ds in registry.datasets.values():
+        if ds.freshness is None or ds.partitioning is None:
+            continue
+        checks += dg.build_time_partition_freshness_checks(
+            assets=[dataset_key(ds)],
+            deadline_cron=ds.freshness.cron,
+            timezone=ds.freshness.timezone,
+            severity=dg.AssetCheckSeverity.ERROR if ds.freshness.severity == "error" else dg.AssetCheckSeverity.WARN,
+        )
+    return checks
+
+
+def build_definitions(settings: Settings | None = None, config_dirs: list[Path] | None = None) -> dg.Definitions:
     """Build the code location's definitions for ``settings`` (default: from the environment).
 
     Runs execute in process: every step shares the single-writer warehouse pool, so steps run
@@ -52,7 +70,7 @@ def build_definitions(
 
     assets: list[dg.AssetsDefinition] = [
         build_dataset_asset(
-            ds, [relation_key(r) for r in registry.dependencies.get(name, [])], registry.files[name]
+            ds, [relation_key(r) for r in registry.dependencies.get(name, [])], registry.files[name], registry.datasets
         )
         for name, ds in registry.datasets.items()
     ]
@@ -61,12 +79,21 @@ def build_definitions(
         DailyPartitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
     )
     dbt_defs = build_dbt_assets(dbt_daily)
+    fresh = freshness_checks(registry)
+    checks = build_mart_checks(dbt_daily) + fresh
     taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}
     keys = broken_keys(registry, taken)
     assets += [build_broken_asset(b, keys[str(b.path)]) for b in registry.broken]
     sensors = [build_registry_errors_sensor(registry, keys)] if registry.broken else []
+    if fresh:
+        sensors.append(
+            dg.build_sensor_for_freshness_checks(
+                freshness_checks=fresh, name="partition_freshness", default_status=dg.DefaultSensorStatus.RUNNING
+            )
+        )
     return dg.Definitions(
         assets=assets + dbt_defs,
+        asset_checks=checks,
         sensors=sensors,
         resources=build_resources(settings),
         executor=dg.in_process_executor,

@@ -87,3 +87,19 @@ class RowError(StrataError):
         self.examples = examples
         shown = "\n  ".join(examples[:10])
         super().__init__(f"{dataset}: {problem}. Nothing was loaded. Examples:\n  {shown}")
+
+
+class BlockedByChecksError(StrataError):
+    """An asset was asked to build on partitions whose upstream failed a blocking check.
+
+    Attributes:
+        failures: ``(asset, check, partition, detail)`` of each failed upstream check.
+    """
+
+    def __init__(self, failures: list[tuple]):
+        self.failures = failures
+        shown = "\n  ".join(f"{a} {c} [{p or 'all'}]: {d}" for a, c, p, d in failures[:20])
+        super().__init__(
+            f"not built: {len(failures)} blocking check(s) failed upstream for this window:\n  {shown}\n"
+            "Fix the upstream data and re-materialize it; this asset will then build."
+        )

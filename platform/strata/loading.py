@@ -56,15 +56,14 @@ class LoadReport:
     rows_by_partition: dict[date, int] = field(default_factory=dict)
     table_rows: int | None = None
     rows_quarantined: int = 0
+    rows_passed: int = 0
     read_by_partition: dict[date, int] = field(default_factory=dict)
     quarantined_by_partition: dict[date, int] = field(default_factory=dict)
     new_columns: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
 
 
-def extract(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None
-) -> Extract:
+def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None) -> Extract:
     """Read ``dataset``'s source for ``window`` (or whole) into something DuckDB can select from."""
     source = dataset.source
     if isinstance(source, FilesSource):
@@ -109,9 +108,7 @@ def load_dataset(
             con.execute(f"create or replace temp table {REJECTED} as {ex.rejects}").fetchall()
         params = [datetime.now(UTC), run_id]
         with warehouse.transaction(con):
-            written, extra = _write(
-                con, dataset, _raw_select(dataset, ex, window, source_types), params, window, ex
-            )
+            written, extra = _write(con, dataset, _raw_select(dataset, ex, window, source_types), params, window, ex)
             _write_quarantine(con, dataset, ex, window, source_types, params)
         report = _report(con, dataset, ex, window, written)
     except duckdb.Error as err:
@@ -138,14 +135,11 @@ def _source_types(con: duckdb.DuckDBPyConnection, ex: Extract) -> dict[str, str]
     return {row[0]: row[1] for row in described if row[0] not in skip}
 
 
-def _validate(
-    con, dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]
-) -> None:
+def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]) -> None:
     """Materialize the source with typed copies of the declared columns and each row's rule failures."""
     csv = dataset.source.csv if isinstance(dataset.source, FilesSource) else None
     typed = [
-        f"{contract.typed_expr(c, source_types[c.name], csv)} as {contract.typed_name(c.name)}"
-        for c in dataset.columns
+        f"{contract.typed_expr(c, source_types[c.name], csv)} as {contract.typed_name(c.name)}" for c in dataset.columns
     ]
     order = f"{warehouse.quote(ex.origin_column)}, {warehouse.quote(ex.row_column)}"
     rank = (
@@ -153,7 +147,7 @@ def _validate(
         if dataset.primary_key
         else ""
     )
-    rules = contract.column_rules(dataset, source_types)
+    rules = contract.column_rules(dataset)
     column = dataset.partitioning.column if dataset.partitioning else None
     if window is not None and column and dataset.column(column):
         rules.append(contract.partition_rule(column, window.start, window.end, ex.partition_column))
@@ -191,9 +185,7 @@ def _partition_sql(dataset: Dataset, ex: Extract, window: DateWindow | None) -> 
     return f"cast({contract.typed_name(dataset.partitioning.column)} as date)"  # type: ignore[union-attr]
 
 
-def _raw_select(
-    dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]
-) -> str:
+def _raw_select(dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]) -> str:
     """SELECT of the rows that pass every rule: source columns (declared ones typed) and load columns."""
     exprs = [
         f"{contract.typed_name(c)} as {warehouse.quote(c)}" if dataset.column(c) else warehouse.quote(c)
@@ -219,16 +211,12 @@ QUARANTINE_COLUMNS = (
 )
 
 
-def _write_quarantine(
-    con, dataset: Dataset, ex: Extract, window, source_types: dict[str, str], params
-) -> None:
+def _write_quarantine(con, dataset: Dataset, ex: Extract, window, source_types: dict[str, str], params) -> None:
     """Replace this load's part of ``quarantine.<name>`` with the rows that failed a rule."""
     table = f"quarantine.{dataset.name}"
     sep = f"chr({ord(contract.SEP)})"
     payload = (
-        "to_json(struct_pack("
-        + ", ".join(f"{warehouse.quote(c)} := {warehouse.quote(c)}" for c in source_types)
-        + "))"
+        "to_json(struct_pack(" + ", ".join(f"{warehouse.quote(c)} := {warehouse.quote(c)}" for c in source_types) + "))"
     )
     select = (
         f"select {_partition_sql(dataset, ex, window)} as _partition_date, "
@@ -250,15 +238,11 @@ def _write_quarantine(
     warehouse.create_like(con, table, select, all_params)
     strategy = dataset.load_strategy
     if strategy == "overwrite_partition" and window is not None:
-        warehouse.delete_where(
-            con, table, warehouse.window_predicate("_partition_date"), [window.start, window.end]
-        )
+        warehouse.delete_where(con, table, warehouse.window_predicate("_partition_date"), [window.start, window.end])
     elif strategy == "replace":
         warehouse.delete_where(con, table, "true")
     elif strategy == "append":
-        warehouse.delete_where(
-            con, table, f"_source in (select {warehouse.quote(ex.origin_column)} from {VALIDATED})"
-        )
+        warehouse.delete_where(con, table, f"_source in (select {warehouse.quote(ex.origin_column)} from {VALIDATED})")
     else:  # merge: the same bad row read again replaces itself
         warehouse.delete_where(con, table, f"_payload in (select _payload from ({select}))", all_params)
     warehouse.insert_by_name(con, table, select, all_params)
@@ -276,10 +260,9 @@ def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, writt
     if ex.rejects:
         for p, n in con.execute(f"select partition_date, count(*) from {REJECTED} group by 1").fetchall():
             quarantined[p] = quarantined.get(p, 0) + int(n)
-    report = LoadReport(
-        dataset.name, dataset.table, sum(loaded.values()) + sum(quarantined.values()), written
-    )
+    report = LoadReport(dataset.name, dataset.table, sum(loaded.values()) + sum(quarantined.values()), written)
     report.rows_quarantined = sum(quarantined.values())
+    report.rows_passed = sum(loaded.values())
     if window is not None:
         days = window.days()
         report.quarantined_by_partition = {d: quarantined.get(d, 0) for d in days}
@@ -288,17 +271,13 @@ def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, writt
     return report
 
 
-def _count(
-    con: duckdb.DuckDBPyConnection, report: LoadReport, column: str, window: DateWindow | None
-) -> None:
+def _count(con: duckdb.DuckDBPyConnection, report: LoadReport, column: str, window: DateWindow | None) -> None:
     """Fill in the rows per partition of the window, or the table's row count."""
     if window is not None:
         counts = warehouse.rows_per_partition(con, report.table, column, window.start, window.end)
         report.rows_by_partition = {day: counts.get(day, 0) for day in window.days()}
     else:
-        report.table_rows = con.execute(
-            f"select count(*) from {warehouse.qualified(report.table)}"
-        ).fetchall()[0][0]
+        report.table_rows = con.execute(f"select count(*) from {warehouse.qualified(report.table)}").fetchall()[0][0]
 
 
 def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -326,9 +305,7 @@ def _write(
     warehouse.create_like(con, table, select_sql, params)
     if strategy == "overwrite_partition":
         assert window is not None
-        warehouse.delete_where(
-            con, table, warehouse.window_predicate(PARTITION_COLUMN), [window.start, window.end]
-        )
+        warehouse.delete_where(con, table, warehouse.window_predicate(PARTITION_COLUMN), [window.start, window.end])
         return warehouse.insert_by_name(con, table, select_sql, params), {}
     if strategy == "append":
         origin = warehouse.quote(ex.origin_column)
@@ -350,9 +327,7 @@ def _write(
     return inserted + updated, extra
 
 
-def build_derived(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None = None
-) -> LoadReport:
+def build_derived(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None = None) -> LoadReport:
     """Materialize SQL-derived ``dataset`` (its SELECT) into ``<schema>.<name>``.
 
     Partitioned datasets replace the window's rows (by their partition column); others replace

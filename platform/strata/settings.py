@@ -50,9 +50,7 @@ class Settings(BaseModel):
             warehouse_path=Path(warehouse).expanduser().resolve(),
             tpch_sf=float(env.get("STRATA_TPCH_SF") or 0.1),
             assets_config=[
-                Path(p).expanduser().resolve()
-                for p in (env.get("STRATA_ASSETS_CONFIG") or "").split(":")
-                if p
+                Path(p).expanduser().resolve() for p in (env.get("STRATA_ASSETS_CONFIG") or "").split(":") if p
             ]
             or [ASSETS_CONFIG_DIR],
         )

@@ -90,36 +90,32 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(rows[0][0])
 
 
+def temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the connection has a temporary table ``name``."""
+    rows = con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?", [name]).fetchall()
+    return bool(rows[0][0])
+
+
 # --------------------------------------------------------------------------- statements
 
 
-def create_like(
-    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
-) -> None:
+def create_like(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()) -> None:
     """Create ``table`` (and its schema) with the shape of ``select_sql``, if it does not exist."""
     if table_exists(con, table):
         return
     schema, _, _ = table.partition(".")
     con.execute(f"create schema if not exists {quote(schema)}").fetchall()
-    con.execute(
-        f"create table {qualified(table)} as select * from ({select_sql}) limit 0", list(params)
-    ).fetchall()
+    con.execute(f"create table {qualified(table)} as select * from ({select_sql}) limit 0", list(params)).fetchall()
 
 
-def delete_where(
-    con: duckdb.DuckDBPyConnection, table: str, where: str, params: Sequence[object] = ()
-) -> None:
+def delete_where(con: duckdb.DuckDBPyConnection, table: str, where: str, params: Sequence[object] = ()) -> None:
     """``delete from table where ...``."""
     con.execute(f"delete from {qualified(table)} where {where}", list(params)).fetchall()
 
 
-def insert_by_name(
-    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
-) -> int:
+def insert_by_name(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()) -> int:
     """Insert ``select_sql`` into ``table`` matching columns by name; return the rows inserted."""
-    return int(
-        con.execute(f"insert into {qualified(table)} by name {select_sql}", list(params)).fetchall()[0][0]
-    )
+    return int(con.execute(f"insert into {qualified(table)} by name {select_sql}", list(params)).fetchall()[0][0])
 
 
 def create_or_replace(
@@ -164,9 +160,9 @@ def merge_by_key(
     differs = " or ".join(f"t.{c} is distinct from s.{c}" for c in compared) or "false"
     on = " and ".join(f"t.{k} = s.{k}" for k in key_cols)
     before = con.execute(f"select count(*) from {target}").fetchall()[0][0]
-    changed = con.execute(
-        f"select count(*) from __strata_merge s join {target} t on {on} where {differs}"
-    ).fetchall()[0][0]
+    changed = con.execute(f"select count(*) from __strata_merge s join {target} t on {on} where {differs}").fetchall()[
+        0
+    ][0]
     updates = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in cols if c not in keys)
     con.execute(
         f"merge into {target} as t using __strata_merge as s on ({on}) "
@@ -226,9 +222,7 @@ def merge(
         return merge_by_key(con, table, select_sql, keys, params, order_by, ignore)
 
 
-def replace_table(
-    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
-) -> int:
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()) -> int:
     """Replace ``table`` with the result of ``select_sql`` in one transaction; return the row count."""
     with transaction(con):
         return create_or_replace(con, table, select_sql, params)

@@ -6,6 +6,10 @@
   partition's row count.
 * Every other model (staging snapshots, dimensions) is unpartitioned and rebuilt fully.
 
+Both steps pass the quality gate first (no build over partitions whose upstream failed a
+blocking check, in this run or an earlier one) and record their dbt test results for the gates
+downstream (:mod:`strata.defs.quality_gate`).
+
 dbt sources carry ``meta.dagster.asset_key`` = the raw asset's key, so staging depends on raw.
 dbt tests become asset checks; error severity is blocking (dbt skips downstream models).
 No ``from __future__ import annotations`` here: Dagster reads the context annotation at runtime.
@@ -21,6 +25,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.dbt_project import dbt_project
 from strata.defs.partitions import window_of
+from strata.defs.quality_gate import gate, record_check_events, upstream_keys
 from strata.defs.resources import Warehouse
 from strata.sources import DateWindow
 
@@ -120,10 +125,14 @@ def build_dbt_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
     )
     def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         window = window_of(context)
+        with warehouse.connect() as con:
+            gate(con, upstream_keys(context.assets_def), window)
         dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
         events, error = _run_dbt(invocation, row_counts=False)
         _add_partition_row_counts(context, warehouse, window, events)
+        with warehouse.connect() as con:
+            record_check_events(con, events, window, context.run_id)
         yield from events
         if error is not None:
             raise error
@@ -136,8 +145,12 @@ def build_dbt_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
     )
-    def dbt_full_refresh(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def dbt_full_refresh(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        with warehouse.connect() as con:
+            gate(con, upstream_keys(context.assets_def), None)
         events, error = _run_dbt(dbt.cli(["build"], context=context), row_counts=True)
+        with warehouse.connect() as con:
+            record_check_events(con, events, None, context.run_id)
         yield from events
         if error is not None:
             raise error

@@ -18,9 +18,7 @@ def daily_partitions(spec: DailyPartitioning) -> dg.DailyPartitionsDefinition:
     Equal specs give the same object, so assets sharing a partitioning share one definition.
     """
     end = (spec.end + timedelta(days=1)).isoformat() if spec.end else None
-    return dg.DailyPartitionsDefinition(
-        start_date=spec.start.isoformat(), end_date=end, timezone=spec.timezone
-    )
+    return dg.DailyPartitionsDefinition(start_date=spec.start.isoformat(), end_date=end, timezone=spec.timezone)
 
 
 def window_of(context: dg.AssetExecutionContext) -> DateWindow:

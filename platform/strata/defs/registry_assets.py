@@ -13,16 +13,19 @@ No ``from __future__ import annotations`` here: Dagster reads the context annota
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 
 import dagster as dg
 
+from strata.checks.specs import check_specs
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.partitions import daily_partitions, window_of
+from strata.defs.quality_gate import gate
 from strata.defs.resources import LandingZone, Warehouse
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
-from strata.registry.models import Dataset
+from strata.registry.models import Dataset, duration_seconds
 from strata.settings import PROJECT_ROOT
 from strata.sources import LOAD_COLUMNS
 
@@ -68,26 +71,91 @@ def _schema(dataset: Dataset) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def _report_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, report) -> dict:
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)"
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(r.get(h, "")).replace("|", "\\|") for h in head) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def check_metadata(values: dict) -> dict:
+    """Check outcome metadata for the UI: tables of rows as markdown, mappings as JSON."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            out[key] = dg.MetadataValue.md(_markdown_table(value))
+        elif isinstance(value, dict | list):
+            out[key] = dg.MetadataValue.json(value)
+        else:
+            out[key] = value
+    return out
+
+
+#: Longest window (days) whose materializations carry a preview of rows (a range run copies its
+#: metadata onto every partition's event).
+PREVIEW_MAX_DAYS = 31
+
+
+def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, report, window) -> dict:
+    from strata import warehouse
+
     for day, rows in report.rows_by_partition.items():
-        context.add_asset_metadata({"dagster/row_count": rows}, asset_key=key, partition_key=day.isoformat())
-    metadata = {
+        partition_metadata = {"dagster/row_count": rows}
+        if dataset.layer == "raw":
+            partition_metadata["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
+        context.add_asset_metadata(partition_metadata, asset_key=key, partition_key=day.isoformat())
+    metadata: dict = {
         "rows_read_in_run": report.rows_read,
         "rows_written_in_run": report.rows_written,
-        **report.metadata,
+        **{k: v for k, v in report.metadata.items() if isinstance(v, str | int | float)},
     }
+    if dataset.layer == "raw":
+        metadata["rows_quarantined_in_run"] = report.rows_quarantined
     if report.table_rows is not None:
         metadata["dagster/row_count"] = report.table_rows
+    columns = warehouse.columns(con, dataset.table)
+    metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns])
+    if window is None or len(window.days()) <= PREVIEW_MAX_DAYS:
+        where = ""
+        if window is not None:
+            column = "_partition_date" if dataset.layer == "raw" else dataset.partitioning.column
+            where = f" where {warehouse.window_predicate(column)}"
+        rows = con.execute(
+            f"select * from {warehouse.qualified(dataset.table)}{where} limit 5",
+            [window.start, window.end] if window is not None else [],
+        ).fetchall()
+        names = [n for n, _ in columns]
+        metadata["preview"] = dg.MetadataValue.table(
+            records=[
+                dg.TableRecord(
+                    {
+                        n: (v if isinstance(v, int | float | bool) or v is None else str(v))
+                        for n, v in zip(names, r, strict=True)
+                    }
+                )
+                for r in rows
+            ],
+            schema=dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns]),
+        )
     return metadata
 
 
-def build_dataset_asset(dataset: Dataset, deps: Iterable[dg.AssetKey] = (), path=None) -> dg.AssetsDefinition:
+def build_dataset_asset(
+    dataset: Dataset, deps: Iterable[dg.AssetKey] = (), path=None, datasets: Mapping[str, Dataset] | None = None
+) -> dg.AssetsDefinition:
     """The asset that loads (raw) or derives (staging, mart) ``dataset`` into the warehouse.
 
     Partitioned datasets get a single-run backfill policy: a range of N days is one run and one
-    transaction. Every step opens the warehouse, so every step is in the warehouse pool.
+    transaction. Every step opens the warehouse, so every step is in the warehouse pool. The
+    dataset's checks (:mod:`strata.checks.runner`) run in the same step after the write; error
+    ones are blocking. A SQL-derived dataset first passes the quality gate: it does not build on
+    partitions whose upstream failed a blocking check.
     """
     key = dataset_key(dataset)
+    deps = list(deps)
+    datasets = datasets or {dataset.name: dataset}
     partitions_def = daily_partitions(dataset.partitioning) if dataset.partitioning else None
     spec_json = dataset.model_dump_json()
     metadata = {
@@ -102,10 +170,21 @@ def build_dataset_asset(dataset: Dataset, deps: Iterable[dg.AssetKey] = (), path
         metadata["source"] = dg.MetadataValue.json(dataset.source.model_dump(mode="json"))
     if dataset.select is not None:
         metadata["select"] = dg.MetadataValue.md(f"```sql\n{dataset.select.strip()}\n```")
+    specs = [
+        dg.AssetCheckSpec(s.name, asset=key, blocking=s.severity == "error", description=s.description)
+        for s in check_specs(dataset)
+    ]
+    freshness = None
+    if dataset.freshness is not None:
+        freshness = dg.FreshnessPolicy.cron(
+            deadline_cron=dataset.freshness.cron,
+            timezone=dataset.freshness.timezone,
+            lower_bound_delta=timedelta(seconds=duration_seconds(dataset.freshness.lower_bound)),
+        )
 
     @dg.asset(
         key=key,
-        deps=list(deps),
+        deps=deps,
         description=dataset.description or None,
         group_name=dataset.group_name,
         owners=dataset.owners or None,
@@ -116,19 +195,34 @@ def build_dataset_asset(dataset: Dataset, deps: Iterable[dg.AssetKey] = (), path
         pool=WAREHOUSE_POOL,
         code_version=hashlib.sha256(spec_json.encode()).hexdigest()[:16],
         metadata=metadata,
+        check_specs=specs,
+        freshness_policy=freshness,
     )
-    def _dataset(
-        context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse
-    ) -> dg.MaterializeResult:
-        from strata.loading import build_derived, load_dataset  # DuckDB and readers: at run time only
+    def _dataset(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
+        from strata.checks import results, runner  # DuckDB, ibis, pandera: at run time only
+        from strata.loading import build_derived, load_dataset
 
         window = window_of(context) if partitions_def else None
         with warehouse.connect() as con:
             if dataset.layer == "raw":
                 report = load_dataset(con, dataset, landing.path, context.run_id, window)
             else:
+                gate(con, [k.to_user_string() for k in deps], window)
                 report = build_derived(con, dataset, window)
-        return dg.MaterializeResult(metadata=_report_metadata(context, key, report))
+            outcomes = runner.evaluate(
+                con, dataset, window, datasets, report if dataset.layer == "raw" else None, landing.path
+            )
+            results.record(con, key.to_user_string(), outcomes, context.run_id)
+            metadata = _materialization_metadata(context, con, dataset, key, report, window)
+        yield dg.MaterializeResult(metadata=metadata)
+        for outcome in outcomes:
+            yield dg.AssetCheckResult(
+                check_name=outcome.name,
+                passed=outcome.passed,
+                metadata=check_metadata(outcome.summary()),
+                severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+                description="; ".join(p.detail for p in outcome.failed_partitions[:3]) or None,
+            )
 
     return _dataset
 
@@ -209,9 +303,7 @@ def build_registry_errors_sensor(registry: Registry, keys: dict[str, dg.AssetKey
     )
     def _sensor(context: dg.SensorEvaluationContext):
         if context.cursor == digest.hexdigest() or not evaluations:
-            return dg.SkipReason(
-                "registry errors already reported" if evaluations else "every dataset file is valid"
-            )
+            return dg.SkipReason("registry errors already reported" if evaluations else "every dataset file is valid")
         events = [
             dg.AssetCheckEvaluation(
                 asset_key=key,

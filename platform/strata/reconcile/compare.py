@@ -35,9 +35,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def compare_rows(
-    check: str, expected: Sequence[tuple], actual: Sequence[tuple], key_width: int = 1
-) -> list[Mismatch]:
+def compare_rows(check: str, expected: Sequence[tuple], actual: Sequence[tuple], key_width: int = 1) -> list[Mismatch]:
     """Every difference between ``expected`` and ``actual``; the first ``key_width`` columns name a row."""
     mismatches = []
     if len(expected) != len(actual):

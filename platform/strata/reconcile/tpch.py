@@ -210,9 +210,7 @@ def verify(
         warehouse_views(con, window)
     except duckdb.CatalogException as err:
         con.close()
-        return VerifyReport(
-            checks, [*mismatches, Mismatch("marts", "tables", "present", str(err).splitlines()[0])]
-        )
+        return VerifyReport(checks, [*mismatches, Mismatch("marts", "tables", "present", str(err).splitlines()[0])])
 
     checks.append("revenue_per_day")
     expected = {r[0]: r[1:] for r in con.execute(REVENUE_SOURCE).fetchall()}

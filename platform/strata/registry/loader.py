@@ -6,7 +6,8 @@ and the valid datasets load as usual. Rules across files:
 * dataset names are unique;
 * a SQL-derived dataset reads only registered datasets and dbt models (dependencies are inferred
   from its SELECT) and no dependency cycle exists;
-* a referential check points at a registered dataset and one of its declared columns.
+* a referential check points at a registered dataset and one of its declared columns; the dataset
+  then depends on the one it references (its check reads it), so it is loaded after it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class BrokenDataset:
 class Registry:
     """Valid datasets by name (with the file each came from), broken files, and dependencies.
 
-    ``dependencies[name]`` lists the ``schema.table`` relations a SQL-derived dataset reads.
+    ``dependencies[name]`` lists the ``schema.table`` relations a dataset reads: the tables of a
+    SQL-derived dataset's SELECT, and the datasets its referential checks reference.
     """
 
     datasets: dict[str, Dataset] = field(default_factory=dict)
@@ -164,9 +166,7 @@ def _cross_check(registry: Registry, docs: dict[str, YamlDocument], external: se
                         )
                     )
                 elif relation == ds.table:
-                    found.append(
-                        doc.issue_in(("select",), ref.line, ref.column, "a dataset cannot read itself")
-                    )
+                    found.append(doc.issue_in(("select",), ref.line, ref.column, "a dataset cannot read itself"))
                 elif relation not in deps:
                     deps.append(relation)
             registry.dependencies[name] = deps
@@ -192,6 +192,9 @@ def _cross_check(registry: Registry, docs: dict[str, YamlDocument], external: se
                             f"did you mean '{near[0]}'?" if near else "",
                         )
                     )
+                elif target.name != name and target.table not in registry.dependencies.setdefault(name, []):
+                    # the check reads the referenced dataset: load it first
+                    registry.dependencies[name].append(target.table)
         if found:
             problems[name] = found
 
@@ -202,15 +205,11 @@ def _cross_check(registry: Registry, docs: dict[str, YamlDocument], external: se
 
     for name, issues in problems.items():
         ds = registry.datasets.pop(name)
-        registry.broken.append(
-            BrokenDataset(registry.files.pop(name), sorted(issues), name, ds.layer, ds.group)
-        )
+        registry.broken.append(BrokenDataset(registry.files.pop(name), sorted(issues), name, ds.layer, ds.group))
         registry.dependencies.pop(name, None)
 
 
-def _resolve(
-    schema: str, name: str, tables: Mapping[str, str], external: set[str], registry: Registry
-) -> str | None:
+def _resolve(schema: str, name: str, tables: Mapping[str, str], external: set[str], registry: Registry) -> str | None:
     if schema:
         relation = f"{schema}.{name}"
         return relation if relation in tables or relation in external else None

@@ -103,9 +103,7 @@ class CsvOptions(StrictModel):
     escape: str = '"'
     null_strings: list[str] = Field(default_factory=lambda: [""])
     encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
-    date_format: str | None = Field(
-        default=None, description="strftime format of DATE columns, e.g. %d/%m/%Y"
-    )
+    date_format: str | None = Field(default=None, description="strftime format of DATE columns, e.g. %d/%m/%Y")
     timestamp_format: str | None = None
     skip_rows: int = Field(default=0, ge=0)
     thousands: str | None = Field(default=None, description="Thousands separator of numbers, e.g. ','.")
@@ -297,6 +295,19 @@ Check = Annotated[
 ]
 
 
+def check_name(check: Check) -> str:
+    """The name a declared check goes by (unique within its dataset; the asset check's name)."""
+    if isinstance(check, VolumeCheck):
+        return "volume"
+    if isinstance(check, ReferentialCheck):
+        return f"referential_{check.column}"
+    if isinstance(check, DistributionCheck):
+        return f"distribution_{check.column}_{check.statistic}"
+    if isinstance(check, ReconciliationCheck):
+        return "reconciliation"
+    return check.name
+
+
 class Freshness(StrictModel):
     """New data is due by each tick of ``cron`` (in ``timezone``).
 
@@ -328,12 +339,10 @@ class Dataset(StrictModel):
 
     name: Identifier
     description: str = ""
-    owners: list[
-        Annotated[str, StringConstraints(pattern=r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
-    ] = Field(default_factory=list, description="Emails or team:<name>.")
-    group: Identifier | None = Field(
-        default=None, description="Dagster group (the domain); default: the layer."
+    owners: list[Annotated[str, StringConstraints(pattern=r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]] = (
+        Field(default_factory=list, description="Emails or team:<name>.")
     )
+    group: Identifier | None = Field(default=None, description="Dagster group (the domain); default: the layer.")
     tags: dict[str, str] = Field(default_factory=dict)
     layer: Layer = "raw"
     source: Source | None = None

@@ -28,7 +28,9 @@ from strata.registry.models import (
     FilesSource,
     HttpSource,
     PostgresSource,
+    ReconciliationCheck,
     VolumeCheck,
+    check_name,
 )
 from strata.registry.sql import SqlProblem, parse_select
 from strata.registry.yaml_doc import YamlDocument
@@ -107,9 +109,7 @@ def _layer(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             yield doc.issue(("select",), "'select' belongs to staging and mart datasets, not raw ones")
     else:
         if ds.select is None:
-            yield doc.issue(
-                ("layer",), f"a {ds.layer} dataset needs a 'select' over other datasets or dbt models"
-            )
+            yield doc.issue(("layer",), f"a {ds.layer} dataset needs a 'select' over other datasets or dbt models")
         if ds.source is not None:
             yield doc.issue(("source",), f"a {ds.layer} dataset is SQL-derived: use 'select', not 'source'")
 
@@ -128,9 +128,7 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
         )
     names = [c.name for c in ds.columns]
     if p.column is None and not isinstance(ds.source, FilesSource):
-        yield doc.issue(
-            ("partitioning",), "partitioning needs a 'column': the date column that places each row"
-        )
+        yield doc.issue(("partitioning",), "partitioning needs a 'column': the date column that places each row")
     elif p.column is not None and names and p.column not in names:
         yield doc.issue(
             ("partitioning", "column"),
@@ -142,9 +140,7 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
 def _load(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     strategy, loc = ds.load_strategy, ("load",)
     if strategy == "overwrite_partition" and ds.partitioning is None:
-        yield doc.issue(
-            loc, "overwrite_partition needs partitioning", "add partitioning:, or use load: replace"
-        )
+        yield doc.issue(loc, "overwrite_partition needs partitioning", "add partitioning:, or use load: replace")
     if strategy == "replace" and ds.partitioning is not None:
         yield doc.issue(
             loc,
@@ -203,12 +199,8 @@ def _files(doc: YamlDocument, ds: Dataset, src: FilesSource) -> Iterator[Issue]:
 def _postgres(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[Issue]:
     if (src.table is None) == (src.query is None):
         yield doc.issue(("source",), "give exactly one of 'table' or 'query'")
-    if src.table is not None and not re.fullmatch(
-        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", src.table
-    ):
-        yield doc.issue(
-            ("source", "table"), f"'{src.table}' is not a table name", "schema.table, e.g. public.orders"
-        )
+    if src.table is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", src.table):
+        yield doc.issue(("source", "table"), f"'{src.table}' is not a table name", "schema.table, e.g. public.orders")
     if src.query is not None:
         _, problem = parse_select(src.query, dialect="postgres")
         if problem:
@@ -222,13 +214,9 @@ def _postgres(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[I
                 _near(src.incremental.cursor, names),
             )
         if ds.partitioning is not None:
-            yield doc.issue(
-                ("source", "incremental"), "choose incremental (high-water mark) or partitioning, not both"
-            )
+            yield doc.issue(("source", "incremental"), "choose incremental (high-water mark) or partitioning, not both")
         if ds.load_strategy != "merge":
-            yield doc.issue(
-                ("load",), "an incremental source is loaded with merge", "load: merge, with a primary_key"
-            )
+            yield doc.issue(("load",), "an incremental source is loaded with merge", "load: merge, with a primary_key")
 
 
 def _http(doc: YamlDocument, ds: Dataset, src: HttpSource) -> Iterator[Issue]:
@@ -244,9 +232,7 @@ def _http(doc: YamlDocument, ds: Dataset, src: HttpSource) -> Iterator[Issue]:
             yield doc.issue(("source", "params", key), "partition placeholders need partitioning")
     pg = src.pagination
     if pg.type == "cursor" and not pg.cursor_path:
-        yield doc.issue(
-            ("source", "pagination"), "cursor pagination needs cursor_path", "e.g. meta.next_cursor"
-        )
+        yield doc.issue(("source", "pagination"), "cursor pagination needs cursor_path", "e.g. meta.next_cursor")
     if pg.type == "offset" and not pg.page_size:
         yield doc.issue(("source", "pagination"), "offset pagination needs page_size", "e.g. page_size: 100")
 
@@ -266,7 +252,20 @@ def _sql_issue(doc: YamlDocument, loc: tuple, problem: SqlProblem) -> Issue:
 def _checks(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     names = [c.name for c in ds.columns]
     custom_names: set[str] = set()
+    seen: set[str] = set()
     for i, check in enumerate(ds.checks):
+        label = check_name(check)
+        if label in seen:
+            yield doc.issue(
+                ("checks", i), f"a second check named '{label}'", "each check of a dataset has its own name"
+            )
+        seen.add(label)
+        if isinstance(check, ReconciliationCheck) and not isinstance(ds.source, FilesSource):
+            yield doc.issue(
+                ("checks", i, "type"),
+                "reconciliation against the source needs a files source",
+                "it recounts the landing files of each partition",
+            )
         column = getattr(check, "column", None)
         if column and names and column not in names:
             yield doc.issue(
@@ -279,9 +278,7 @@ def _checks(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
                 yield doc.issue(("checks", i, "min_rows"), "min_rows is larger than max_rows")
         if isinstance(check, DistributionCheck):
             if (check.statistic == "quantile") != (check.quantile is not None):
-                yield doc.issue(
-                    ("checks", i, "statistic"), "a quantile statistic needs 'quantile' (and only it does)"
-                )
+                yield doc.issue(("checks", i, "statistic"), "a quantile statistic needs 'quantile' (and only it does)")
             if check.min is None and check.max is None and check.max_sigma is None:
                 yield doc.issue(("checks", i), "a distribution check needs min, max or max_sigma")
         if isinstance(check, CustomSqlCheck):

@@ -58,9 +58,7 @@ def parse_select(sql: str, dialect: str = "duckdb") -> tuple[exp.Expression | No
         return None, SqlProblem(1, 1, f"only a SELECT is allowed, found {kind}")
     for node in statement.walk():
         if isinstance(node, exp.DDL | exp.DML) and node is not statement:
-            return None, SqlProblem(
-                1, 1, f"only a SELECT is allowed, found {type(node).__name__.upper()} inside it"
-            )
+            return None, SqlProblem(1, 1, f"only a SELECT is allowed, found {type(node).__name__.upper()} inside it")
     return statement, None
 
 

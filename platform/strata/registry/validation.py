@@ -93,9 +93,7 @@ def _issue_for(doc: YamlDocument, error: dict) -> Issue:
             )
         allowed = _fields_at(loc[:-1])
         near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-        hint = (
-            f"did you mean '{near[0]}'?" if near else ("valid keys: " + ", ".join(allowed) if allowed else "")
-        )
+        hint = f"did you mean '{near[0]}'?" if near else ("valid keys: " + ", ".join(allowed) if allowed else "")
         return doc.issue(loc, f"unknown key '{loc[-1]}'", hint, key=True)
     if kind == "missing":
         return doc.issue(loc[:-1], f"missing required key '{loc[-1]}'")
@@ -117,9 +115,7 @@ def _issue_for(doc: YamlDocument, error: dict) -> Issue:
     if kind == "union_tag_not_found":
         return doc.issue(loc, f"{field}: missing key 'type'", "every source and check names its type")
     if kind == "string_pattern_mismatch":
-        message, hint = _PATTERN_MESSAGES.get(
-            ctx.get("pattern", ""), (f"does not match {ctx.get('pattern')}", "")
-        )
+        message, hint = _PATTERN_MESSAGES.get(ctx.get("pattern", ""), (f"does not match {ctx.get('pattern')}", ""))
         return doc.issue(loc, f"{field}: '{given}' {message}", hint)
     if kind.startswith("date"):
         return doc.issue(loc, f"{field}: '{given}' is not a valid date", "write YYYY-MM-DD, e.g. 2024-01-31")

@@ -72,9 +72,7 @@ class YamlDocument:
         offset = 1 if style in ('"', "'") else 0
         return mark.line + line, mark.column + offset + column
 
-    def issue_in(
-        self, loc: Sequence[str | int], line: int, column: int, message: str, hint: str = ""
-    ) -> Issue:
+    def issue_in(self, loc: Sequence[str | int], line: int, column: int, message: str, hint: str = "") -> Issue:
         """An :class:`Issue` at a position inside the string value at ``loc`` (see :meth:`position_in`)."""
         file_line, file_column = self.position_in(loc, line, column)
         return Issue(self.path, file_line, file_column, message, hint)
@@ -92,9 +90,7 @@ def read_yaml(path: Path, text: str | None = None) -> tuple[YamlDocument | None,
     try:
         root = loader.get_single_node()
         if root is None:
-            return None, [
-                Issue(path, 1, 1, "the file is empty", "a dataset file is a mapping: name, layer, ...")
-            ]
+            return None, [Issue(path, 1, 1, "the file is empty", "a dataset file is a mapping: name, layer, ...")]
         duplicates = list(_duplicate_keys(path, root))
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as err:
@@ -104,9 +100,7 @@ def read_yaml(path: Path, text: str | None = None) -> tuple[YamlDocument | None,
         hint = 'quote it inside {...}: token: "${NAME}"' if "${" in row and "{" in row.split("${")[0] else ""
         context = ""
         if err.context and err.context_mark and err.context_mark.line + 1 != line:
-            context = (
-                f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
-            )
+            context = f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
         return None, [Issue(path, line, col, f"YAML syntax error: {err.problem or err}{context}", hint)]
     finally:
         loader.dispose()

@@ -24,7 +24,8 @@ from strata.sources import DateWindow, Extract
 #: Name of the column DuckDB's readers add with each row's file path.
 FILENAME_COLUMN = "__strata_source_path"
 _MANIFEST = "__strata_files"
-_REJECTS, _REJECT_SCANS = "__strata_rejects", "__strata_reject_scans"
+REJECTS_TABLE, REJECT_SCANS_TABLE = "__strata_rejects", "__strata_reject_scans"
+_REJECTS, _REJECT_SCANS = REJECTS_TABLE, REJECT_SCANS_TABLE
 #: Longest CSV line read (bytes): large enough for huge text fields (DuckDB's default is 2 MB).
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -59,14 +60,10 @@ def _matches(landing_root: Path, relative: str) -> list[SourceFile] | None:
         return [SourceFile(pattern, relative)] if pattern.is_file() else None
     root = landing_root.resolve()
     found = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
-    return [
-        SourceFile(p, str(p.relative_to(root))) for p in found if p.resolve().is_relative_to(root)
-    ] or None
+    return [SourceFile(p, str(p.relative_to(root))) for p in found if p.resolve().is_relative_to(root)] or None
 
 
-def partition_files(
-    source: FilesSource, landing_root: Path, days: Iterable[date], dataset: str
-) -> list[SourceFile]:
+def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date], dataset: str) -> list[SourceFile]:
     """Every file the partition ``days`` need.
 
     Raises:
@@ -139,9 +136,7 @@ def reader_sql(dataset: Dataset, paths: Sequence[Path]) -> str:
     return f"read_json({listing}, {common}, format = '{kind}')"
 
 
-def extract(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None
-) -> Extract:
+def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None) -> Extract:
     """Plan and describe the read of ``dataset``'s files for ``window`` (or its snapshot).
 
     Raises:
@@ -166,9 +161,7 @@ def extract(
     if source.format == "parquet":
         numbered = f"select * exclude (file_row_number), file_row_number + 1 as _source_row from {reader}"
     else:
-        numbered = (
-            f"select *, row_number() over (partition by {FILENAME_COLUMN}) as _source_row from {reader}"
-        )
+        numbered = f"select *, row_number() over (partition by {FILENAME_COLUMN}) as _source_row from {reader}"
     relation = (
         f"(select src.* exclude ({FILENAME_COLUMN}), f.relative as _source_file{partition} "
         f"from ({numbered}) as src join {_MANIFEST} as f on src.{FILENAME_COLUMN} = f.path)"

@@ -68,8 +68,7 @@ class PageFetcher:
     def __init__(self, source: HttpSource, dataset: str):
         self.source = source
         headers = {
-            k: _ENV_IN_TEXT.sub(lambda m: resolve_env(m.group(0), dataset) or "", v)
-            for k, v in source.headers.items()
+            k: _ENV_IN_TEXT.sub(lambda m: resolve_env(m.group(0), dataset) or "", v) for k, v in source.headers.items()
         }
         if source.auth is not None:
             token = resolve_env(source.auth.token, dataset)
@@ -143,16 +142,13 @@ def pages(
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MalformedSourceError(
-                dataset, f"page {number} ({response.url}) is not valid JSON: {err}"
-            ) from err
+            raise MalformedSourceError(dataset, f"page {number} ({response.url}) is not valid JSON: {err}") from err
         records = dig(body, source.records_path)
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             where = f"'{source.records_path}'" if source.records_path else "the body"
             raise MalformedSourceError(
                 dataset,
-                f"page {number} ({response.url}): {where} is not a list of objects "
-                f"(got {type(records).__name__})",
+                f"page {number} ({response.url}): {where} is not a list of objects (got {type(records).__name__})",
             )
         yield number, str(response.url), records
         if pg.type == "none" or not records:
@@ -169,17 +165,11 @@ def pages(
                 return
             query[pg.cursor_param] = cursor
         elif pg.type == "next_link":
-            link = (
-                dig(body, pg.next_link_path)
-                if pg.next_link_path
-                else response.links.get("next", {}).get("url")
-            )
+            link = dig(body, pg.next_link_path) if pg.next_link_path else response.links.get("next", {}).get("url")
             if not link:
                 return
             url, query = str(response.url.join(link)), None  # the link carries its own query
-    raise MalformedSourceError(
-        dataset, f"more than max_pages={pg.max_pages} pages; raise the limit if expected"
-    )
+    raise MalformedSourceError(dataset, f"more than max_pages={pg.max_pages} pages; raise the limit if expected")
 
 
 def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None) -> Extract:
@@ -206,9 +196,7 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
             for number, url, records in pages(fetcher, source, params, dataset.name):
                 count = number
                 for index, record in enumerate(records, start=1):
-                    tmp.write(
-                        json.dumps({**record, "_source_page": url, "_source_row": index}, default=str) + "\n"
-                    )
+                    tmp.write(json.dumps({**record, "_source_page": url, "_source_row": index}, default=str) + "\n")
                 records_total += len(records)
         finally:
             fetcher.close()

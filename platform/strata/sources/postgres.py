@@ -40,9 +40,7 @@ def resolve_env(reference: str | None, dataset: str) -> str | None:
         return None
     name = re.fullmatch(r"\$\{([A-Z_][A-Z0-9_]*)\}", reference).group(1)  # type: ignore[union-attr]
     if name not in os.environ:
-        raise SourceConfigError(
-            f"{dataset}: environment variable {name} is not set (referenced as {reference})"
-        )
+        raise SourceConfigError(f"{dataset}: environment variable {name} is not set (referenced as {reference})")
     return os.environ[name]
 
 
@@ -62,9 +60,9 @@ def high_water_mark(con: duckdb.DuckDBPyConnection, dataset: Dataset, cursor: st
     """The largest ``cursor`` value already in the raw table, or None before the first load."""
     if not warehouse.table_exists(con, dataset.table):
         return None
-    return con.execute(
-        f"select max({warehouse.quote(cursor)}) from {warehouse.qualified(dataset.table)}"
-    ).fetchall()[0][0]
+    return con.execute(f"select max({warehouse.quote(cursor)}) from {warehouse.qualified(dataset.table)}").fetchall()[
+        0
+    ][0]
 
 
 def _query(source: PostgresSource, dataset: Dataset, window: DateWindow | None, hwm: object | None):
@@ -108,10 +106,7 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
             while chunk := cur.fetchmany(source.batch_rows):
                 names = [d.name for d in cur.description]
                 batch = pa.Table.from_pylist(
-                    [
-                        {**dict(zip(names, row, strict=True)), "_source_row": rows + i + 1}
-                        for i, row in enumerate(chunk)
-                    ]
+                    [{**dict(zip(names, row, strict=True)), "_source_row": rows + i + 1} for i, row in enumerate(chunk)]
                 )
                 con.register("__strata_pg_batch", batch)
                 if batches == 0:

@@ -1,0 +1,90 @@
+"""Load accounting: every row read is loaded or quarantined, and quarantine stays under a threshold.
+
+* ``row_accounting`` (error): per partition, the rows the load read equal the rows now in the
+  raw table plus the rows in its quarantine, recounted from the tables.
+* ``quarantine_threshold`` (error): per partition, quarantined / read stays at or under the
+  dataset's ``quarantine.max_pct``, so a broken feed cannot pass quietly.
+* ``schema_drift`` (warn): source columns the contract does not declare (kept in raw).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from strata import warehouse
+from strata.checks import CheckOutcome, PartitionResult
+from strata.checks.scope import Scope
+from strata.loading import LoadReport
+from strata.registry.models import Dataset
+
+
+def row_accounting(con: duckdb.DuckDBPyConnection, scope: Scope, dataset: Dataset, report: LoadReport) -> CheckOutcome:
+    """Rows read = rows loaded + rows quarantined, per partition (recounted from the tables)."""
+    quarantine = f"quarantine.{dataset.name}"
+    if scope.partitioned:
+        loaded = warehouse.rows_per_partition(con, dataset.table, scope.partition_column, *_bounds(scope))
+        held = (
+            warehouse.rows_per_partition(con, quarantine, "_partition_date", *_bounds(scope))
+            if warehouse.table_exists(con, quarantine)
+            else {}
+        )
+        results = []
+        for day in scope.days():
+            read, ok, bad = report.read_by_partition.get(day, 0), loaded.get(day, 0), held.get(day, 0)
+            results.append(
+                PartitionResult(
+                    day,
+                    read == ok + bad,
+                    f"read {read} = loaded {ok} + quarantined {bad}"
+                    if read == ok + bad
+                    else f"read {read} != loaded {ok} + quarantined {bad}",
+                )
+            )
+    else:
+        read, ok, bad = report.rows_read, report.rows_passed, report.rows_quarantined
+        results = [PartitionResult(None, read == ok + bad, f"read {read}, loaded {ok}, quarantined {bad}")]
+    return CheckOutcome(
+        "row_accounting",
+        "error",
+        results,
+        metadata={"rows_read": report.rows_read, "rows_quarantined": report.rows_quarantined},
+    )
+
+
+def quarantine_threshold(scope: Scope, dataset: Dataset, report: LoadReport) -> CheckOutcome:
+    """Quarantined / read per partition at or under ``quarantine.max_pct`` percent."""
+    limit = dataset.quarantine.max_pct
+    if scope.partitioned:
+        pairs = [
+            (d, report.quarantined_by_partition.get(d, 0), report.read_by_partition.get(d, 0)) for d in scope.days()
+        ]
+    else:
+        pairs = [(None, report.rows_quarantined, report.rows_read)]
+    results = []
+    for day, bad, read in pairs:
+        pct = 100 * bad / read if read else 0.0
+        results.append(
+            PartitionResult(day, pct <= limit, f"{bad} of {read} rows quarantined ({pct:.1f}%, max {limit:g}%)")
+        )
+    return CheckOutcome(
+        "quarantine_threshold",
+        "error",
+        results,
+        metadata={"max_pct": limit, "quarantine_table": f"quarantine.{dataset.name}"},
+    )
+
+
+def schema_drift(scope: Scope, report: LoadReport) -> CheckOutcome:
+    """Source columns the contract does not declare; kept in raw, listed here (warn)."""
+    new = report.new_columns
+    detail = f"new source column(s): {', '.join(new)}" if new else "the source matches the declared columns"
+    return CheckOutcome(
+        "schema_drift",
+        "warn",
+        [PartitionResult(d, not new, detail) for d in scope.days()],
+        metadata={"new_columns": new},
+    )
+
+
+def _bounds(scope: Scope):
+    return scope.window.start, scope.window.end  # type: ignore[union-attr]

@@ -1,0 +1,83 @@
+"""``quality.check_results``: the latest outcome of every check on every partition, and the gate.
+
+Asset checks are Dagster events, but a range run records one evaluation for many partitions.
+This table keeps one row per (asset, check, partition), replaced at each evaluation, so that a
+later run can ask exactly which partitions of its upstream failed a blocking check. The gate
+(:func:`blocking_failures`) is what keeps a dbt build or a SQL dataset from running on top of a
+partition whose upstream check failed, whichever run (schedule, sensor, backfill, a person)
+launches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+import duckdb
+
+from strata import warehouse
+from strata.checks import CheckOutcome
+
+TABLE = "quality.check_results"
+_DDL = f"""create table if not exists {TABLE} (
+    asset varchar, check_name varchar, partition_date date, passed boolean, severity varchar,
+    blocking boolean, detail varchar, run_id varchar, evaluated_at timestamptz)"""
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schema and table if missing."""
+    con.execute("create schema if not exists quality").fetchall()
+    con.execute(_DDL).fetchall()
+
+
+def record(con: duckdb.DuckDBPyConnection, asset: str, outcomes: Iterable[CheckOutcome], run_id: str) -> None:
+    """Replace the stored results of ``asset``'s checks for the partitions the outcomes cover."""
+    ensure_table(con)
+    rows = [
+        (
+            asset,
+            o.name,
+            p.partition,
+            p.passed,
+            o.severity,
+            o.blocking,
+            p.detail[:500],
+            run_id,
+            datetime.now(UTC),
+        )
+        for o in outcomes
+        for p in o.partitions
+    ]
+    if not rows:
+        return
+    with warehouse.transaction(con):
+        con.execute("create or replace temp table __strata_results as select * from " + TABLE + " limit 0").fetchall()
+        con.executemany("insert into __strata_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute(
+            f"delete from {TABLE} t using __strata_results n where t.asset = n.asset and t.check_name = n.check_name "
+            "and t.partition_date is not distinct from n.partition_date"
+        ).fetchall()
+        con.execute(f"insert into {TABLE} select * from __strata_results").fetchall()
+        con.execute("drop table __strata_results").fetchall()
+
+
+def blocking_failures(
+    con: duckdb.DuckDBPyConnection, assets: Sequence[str], start: date | None = None, end: date | None = None
+) -> list[tuple[str, str, date | None, str]]:
+    """``(asset, check, partition, detail)`` of every failed blocking check on ``assets``.
+
+    With a window ``[start, end)``, only those partitions (and unpartitioned results) count.
+    """
+    if not assets or not warehouse.table_exists(con, TABLE):
+        return []
+    listing = ", ".join(warehouse.literal(a) for a in assets)
+    where = f"asset in ({listing}) and blocking and not passed"
+    params: list = []
+    if start is not None and end is not None:
+        where += " and (partition_date is null or (partition_date >= ? and partition_date < ?))"
+        params = [start, end]
+    return con.execute(
+        f"select asset, check_name, partition_date, detail from {TABLE} where {where} "
+        "order by asset, check_name, partition_date",
+        params,
+    ).fetchall()
