@@ -144,9 +144,7 @@ def backfill_everything(nodes: list[dict]) -> tuple[float, int]:
             {"id": res["backfillId"]},
         )["partitionBackfillOrError"]
         runs = st["runs"]
-        if st["status"] != "REQUESTED" and all(
-            r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs
-        ):
+        if st["status"] != "REQUESTED" and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
             if st["status"] != "COMPLETED_SUCCESS":
                 raise RuntimeError(f"backfill ended {st['status']}")
             return time.perf_counter() - start, len(runs)
@@ -225,8 +223,7 @@ def main() -> None:
     with duckdb.connect(str(dbt_db)) as con:
         con.execute(f"attach '{bare_db}' as bare (read_only); create schema raw")
         for (table,) in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_catalog = 'bare' and table_schema = 'raw'"
+            "select table_name from information_schema.tables where table_catalog = 'bare' and table_schema = 'raw'"
         ).fetchall():
             con.execute(f"create table raw.{table} as select * from bare.raw.{table}")
     dbt_env = {**env, "STRATA_WAREHOUSE_PATH": str(dbt_db)}
@@ -258,9 +255,7 @@ def main() -> None:
         memory.stop.set()
         results["a_peak_mib"] = memory.peak_mib
         print("(a) Dagster backfill", results["a_seconds"], flush=True)
-        verify = subprocess.run(
-            [str(BIN / "strata"), "verify"], env=env, cwd=ROOT, capture_output=True, text=True
-        )
+        verify = subprocess.run([str(BIN / "strata"), "verify"], env=env, cwd=ROOT, capture_output=True, text=True)
         results["verify"] = verify.stdout.strip().splitlines()[-1]
 
         # (d) one partition through Dagster

@@ -57,9 +57,7 @@ def make_settings(monkeypatch, data_dir: Path, landing: Path) -> Settings:
 class Platform:
     """The code location under test: definitions, a Dagster instance and the warehouse file."""
 
-    def __init__(
-        self, settings: Settings, instance: dg.DagsterInstance, config_dirs: list[Path] | None = None
-    ):
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance, config_dirs: list[Path] | None = None):
         from strata.definitions import build_definitions
 
         self.settings = settings

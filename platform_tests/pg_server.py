@@ -67,9 +67,7 @@ def start() -> PostgresServer:
         shutil.chown(root, pg.pw_uid, pg.pw_gid)
     user = "strata"
     subprocess.run(
-        _as_postgres(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"]
-        ),
+        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"]),
         check=True,
         capture_output=True,
     )

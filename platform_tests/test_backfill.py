@@ -72,9 +72,7 @@ def test_partition_range_backfill_is_one_run_of_raw_and_dbt(ui):
     settings, instance, workspace = ui
     # the snapshots and dimensions exist already, as after any earlier run
     unpartitioned = asset_paths(workspace, partitioned=False)
-    backfill(
-        instance, workspace, {"assetSelection": [{"path": p} for p in unpartitioned], "allPartitions": True}
-    )
+    backfill(instance, workspace, {"assetSelection": [{"path": p} for p in unpartitioned], "allPartitions": True})
 
     partitioned = asset_paths(workspace, partitioned=True)
     runs = backfill(

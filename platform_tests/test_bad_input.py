@@ -40,9 +40,7 @@ def test_missing_file_names_the_expected_path(loaded):
 
     assert not result.success
     error = failure_of(result)
-    assert error.cls_name == MissingSourceFileError.__name__ or MissingSourceFileError.__name__ in str(
-        error.cause
-    )
+    assert error.cls_name == MissingSourceFileError.__name__ or MissingSourceFileError.__name__ in str(error.cause)
     assert str(missing) in error.to_string()
     assert raw_fingerprint(loaded) == before, "nothing of the window was replaced"
 

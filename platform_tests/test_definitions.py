@@ -52,8 +52,7 @@ def test_layers_and_partitioning(platform):
     snap = graph_snapshot(platform)
     raw = {k for k in snap if k.startswith("raw/")}
     assert raw == {
-        f"raw/tpch_{t}"
-        for t in ("orders", "lineitem", "customer", "part", "supplier", "partsupp", "nation", "region")
+        f"raw/tpch_{t}" for t in ("orders", "lineitem", "customer", "part", "supplier", "partsupp", "nation", "region")
     }
     assert {k for k, v in snap.items() if v["partitioned"]} == {
         "raw/tpch_orders",
@@ -70,8 +69,7 @@ def test_layers_and_partitioning(platform):
     # dbt tests are asset checks
     assert "unique_stg_tpch__orders_order_key" in snap["staging/stg_tpch__orders"]["checks"]
     assert any(
-        c.startswith("relationships_fct_order_lines_customer_key")
-        for c in snap["marts/fct_order_lines"]["checks"]
+        c.startswith("relationships_fct_order_lines_customer_key") for c in snap["marts/fct_order_lines"]["checks"]
     )
 
 

@@ -50,9 +50,7 @@ def test_days_without_orders_get_an_empty_file_with_the_schema(tpch_landing):
     )
     empty = [d for d in order_dates() if d not in counts]
     assert empty, "SF 0.01 has days without orders"
-    cols = landing_rows(
-        tpch_landing, f"describe select * from '{daily_file(tpch_landing, 'orders', empty[0])}'"
-    )
+    cols = landing_rows(tpch_landing, f"describe select * from '{daily_file(tpch_landing, 'orders', empty[0])}'")
     assert [c[0] for c in cols][:2] == ["o_orderkey", "o_custkey"]
 
 

@@ -18,9 +18,7 @@ def test_concurrent_runs_queue_on_the_writer_pool(monkeypatch, tmp_path, tpch_la
     settings = make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), tpch_landing)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(
-        yaml.safe_dump(yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text()))
-    )
+    (home / "dagster.yaml").write_text(yaml.safe_dump(yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())))
     env = {**os.environ, "DAGSTER_HOME": str(home), "PATH": f"{BIN}:{os.environ['PATH']}"}
     selection = " or ".join(
         f"key:{k}"

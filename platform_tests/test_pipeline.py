@@ -54,9 +54,9 @@ def test_one_partition_raw_to_marts(platform):
     landing = platform.settings.landing_dir
     (orders_today,) = landing_rows(landing, f"select count(*) from '{daily_file(landing, 'orders', DAY)}'")[0]
     assert orders_today > 0
-    assert platform.query(
-        "select count(*), min(_partition_date), max(_partition_date) from raw.tpch_orders"
-    ) == [(orders_today, date(1995, 3, 15), date(1995, 3, 15))]
+    assert platform.query("select count(*), min(_partition_date), max(_partition_date) from raw.tpch_orders") == [
+        (orders_today, date(1995, 3, 15), date(1995, 3, 15))
+    ]
     revenue = platform.query(
         "select order_date, revenue, order_count, customer_count, line_count from marts.mart_revenue_daily"
     )
@@ -115,8 +115,7 @@ def test_range_runs_in_one_run_with_one_dbt_invocation(seeded):
     assert (
         sum(raw.values())
         == platform.query(
-            "select count(*) from raw.tpch_orders "
-            "where _partition_date between date '1994-01-01' and date '1994-01-31'"
+            "select count(*) from raw.tpch_orders where _partition_date between date '1994-01-01' and date '1994-01-31'"
         )[0][0]
     )
     # the whole window went to dbt once, as half-open vars
@@ -151,14 +150,12 @@ def test_a_new_range_leaves_other_partitions_alone(seeded):
     """The seeded January 1995 is untouched by a run of the adjacent days (half-open windows)."""
     platform = seeded
     january = "select * from {} where order_date < date '1995-02-01' order by all"
-    before = {
-        t: platform.query(january.format(t)) for t in ("marts.fct_order_lines", "marts.mart_revenue_daily")
-    }
+    before = {t: platform.query(january.format(t)) for t in ("marts.fct_order_lines", "marts.mart_revenue_daily")}
     assert platform.materialize(platform.keys(partitioned=True), start="1995-02-01", end="1995-02-02").success
     assert {t: platform.query(january.format(t)) for t in before} == before
-    assert platform.query(
-        "select count(*) from marts.mart_revenue_daily where order_date >= date '1995-02-01'"
-    ) == [(2,)]
+    assert platform.query("select count(*) from marts.mart_revenue_daily where order_date >= date '1995-02-01'") == [
+        (2,)
+    ]
 
 
 def test_failing_error_test_blocks_the_marts(monkeypatch, tmp_path, landing_copy, seeded_warehouse, instance):

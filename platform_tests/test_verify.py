@@ -35,10 +35,7 @@ def test_verify_passes_on_what_was_loaded(january_1995):
 
 def test_verify_fails_on_a_tampered_mart_row(january_1995):
     with duckdb.connect(str(january_1995.settings.warehouse_path)) as con:
-        con.execute(
-            "update marts.mart_revenue_daily set revenue = revenue + 0.01 "
-            "where order_date = date '1995-01-17'"
-        )
+        con.execute("update marts.mart_revenue_daily set revenue = revenue + 0.01 where order_date = date '1995-01-17'")
     out = run_verify(january_1995, *WINDOW)
     assert out.returncode == 1
     assert "MISMATCH revenue_per_day [1995-01-17]" in out.stdout

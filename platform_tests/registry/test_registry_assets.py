@@ -39,9 +39,7 @@ def test_a_new_csv_feed_written_from_the_guide_alone(monkeypatch, tmp_path, inst
         '\ufefforder_id,order_date,customer,amount,status\r\n2001,02/03/2024,"Lee, A",1.50,open\r\n'.encode()
     )
 
-    out = subprocess.run(
-        [str(BIN / "strata"), "registry", "validate", str(config)], capture_output=True, text=True
-    )
+    out = subprocess.run([str(BIN / "strata"), "registry", "validate", str(config)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
 
     platform = Platform(make_settings(monkeypatch, tmp_path / "data", landing), instance, [config])
@@ -52,9 +50,7 @@ def test_a_new_csv_feed_written_from_the_guide_alone(monkeypatch, tmp_path, inst
     assert result.success
     [mat] = result.get_asset_materialization_events()
     assert mat.materialization.metadata["dagster/row_count"].value == 3
-    assert platform.query(
-        "select order_id, order_date, customer, amount, status from raw.shop_orders order by 1"
-    ) == [
+    assert platform.query("select order_id, order_date, customer, amount, status from raw.shop_orders order by 1") == [
         (1001, date(2024, 3, 1), "Smith, Jane", Decimal("19.90"), "open"),
         (1002, date(2024, 3, 1), None, Decimal("5.00"), "closed"),
         (1003, date(2024, 3, 1), "Zoë", Decimal("0.00"), "cancelled"),
@@ -86,9 +82,7 @@ def test_sql_derived_mart_over_dbt_models(monkeypatch, tmp_path, tpch_landing, s
     assert got == expected and len(got) > 50
 
 
-def test_a_broken_file_stays_visible_and_does_not_break_the_others(
-    monkeypatch, tmp_path, tpch_landing, instance
-):
+def test_a_broken_file_stays_visible_and_does_not_break_the_others(monkeypatch, tmp_path, tpch_landing, instance):
     config = tmp_path / "assets_config"
     config.mkdir()
     (config / "good.yaml").write_text(
@@ -116,9 +110,7 @@ def test_a_broken_file_stays_visible_and_does_not_break_the_others(
     ctx = dg.build_sensor_context(instance=instance, definitions=platform.defs)
     events = sensor(ctx).asset_events
     assert [(e.asset_key, e.check_name, e.passed) for e in events] == [(broken, "registry_valid", False)]
-    assert (
-        dg.build_sensor_context(instance=instance, cursor=ctx.cursor, definitions=platform.defs) is not None
-    )
+    assert dg.build_sensor_context(instance=instance, cursor=ctx.cursor, definitions=platform.defs) is not None
 
 
 def test_assets_carry_what_the_yaml_declares(platform):

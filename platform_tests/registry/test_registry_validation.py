@@ -37,9 +37,7 @@ columns:
 """
 
 
-def issues_of(
-    tmp_path: Path, text: str, name: str = "shop_orders.yaml", others: dict | None = None
-) -> list[str]:
+def issues_of(tmp_path: Path, text: str, name: str = "shop_orders.yaml", others: dict | None = None) -> list[str]:
     folder = tmp_path / "assets_config"
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(text)
@@ -80,9 +78,7 @@ def test_unknown_nested_key(tmp_path):
 
 
 def test_missing_required_key(tmp_path):
-    assert issues_of(tmp_path, edit("name: shop_orders\n", "")) == [
-        "shop_orders.yaml:1:1: missing required key 'name'"
-    ]
+    assert issues_of(tmp_path, edit("name: shop_orders\n", "")) == ["shop_orders.yaml:1:1: missing required key 'name'"]
 
 
 def test_wrong_type(tmp_path):
@@ -107,8 +103,7 @@ def test_invalid_enum_value_suggests_the_nearest(tmp_path):
 def test_unknown_source_type(tmp_path):
     [issue] = issues_of(tmp_path, edit("  type: files", "  type: file"))
     assert issue == (
-        "shop_orders.yaml:6:9: unknown type 'file'; expected one of files, postgres, http "
-        "(hint: did you mean 'files'?)"
+        "shop_orders.yaml:6:9: unknown type 'file'; expected one of files, postgres, http (hint: did you mean 'files'?)"
     )
 
 
@@ -169,8 +164,7 @@ def test_duplicate_yaml_key(tmp_path):
 def test_duplicate_dataset_name_across_files(tmp_path):
     found = issues_of(tmp_path, VALID, name="b.yaml", others={"a.yaml": VALID})
     assert found == [
-        "b.yaml:1:7: dataset 'shop_orders' is already declared in a.yaml "
-        "(hint: dataset names are unique across files)"
+        "b.yaml:1:7: dataset 'shop_orders' is already declared in a.yaml (hint: dataset names are unique across files)"
     ]
 
 
@@ -226,9 +220,7 @@ def test_literal_connection_setting(tmp_path):
 def test_unquoted_env_reference_in_a_flow_mapping(tmp_path):
     text = "name: crm\nsource:\n  type: postgres\n  connection: {host: ${H}, database: ${D}, user: ${U}}\n"
     [issue] = issues_of(tmp_path, text, name="crm.yaml")
-    assert issue.startswith("crm.yaml:4:") and issue.endswith(
-        '(hint: quote it inside {...}: token: "${NAME}")'
-    )
+    assert issue.startswith("crm.yaml:4:") and issue.endswith('(hint: quote it inside {...}: token: "${NAME}")')
 
 
 def test_literal_token_in_a_header(tmp_path):
@@ -268,22 +260,16 @@ def test_sql_must_be_a_single_select(tmp_path):
         "  delete from marts.fct_order_lines; select c.market_segment",
         SQL_DATASET,
     )
-    assert issues_of(tmp_path, text, name="seg.yaml") == [
-        "seg.yaml:4:3: expected one SELECT statement, found 2"
-    ]
+    assert issues_of(tmp_path, text, name="seg.yaml") == ["seg.yaml:4:3: expected one SELECT statement, found 2"]
 
 
 def test_sql_ddl_is_refused(tmp_path):
     text = SQL_DATASET.replace(SQL_DATASET.split("select: |\n")[1], "  drop table marts.fct_order_lines\n")
-    assert issues_of(tmp_path, text, name="seg.yaml") == [
-        "seg.yaml:4:3: only a SELECT is allowed, found DROP"
-    ]
+    assert issues_of(tmp_path, text, name="seg.yaml") == ["seg.yaml:4:3: only a SELECT is allowed, found DROP"]
 
 
 def test_sql_syntax_error_is_placed_inside_the_sql(tmp_path):
-    [issue] = issues_of(
-        tmp_path, edit("  group by all", "  group by all having (", SQL_DATASET), name="seg.yaml"
-    )
+    [issue] = issues_of(tmp_path, edit("  group by all", "  group by all having (", SQL_DATASET), name="seg.yaml")
     assert issue.startswith("seg.yaml:7:") and "SQL syntax error" in issue
 
 
@@ -336,13 +322,9 @@ def test_empty_file_and_non_mapping(tmp_path):
 
 
 def test_every_error_of_every_file_is_reported(tmp_path):
-    text = edit(
-        "description:", "descripton:", edit("layer: raw", "layer: bronze", edit("type: DATE", "type: DAET"))
-    )
+    text = edit("description:", "descripton:", edit("layer: raw", "layer: bronze", edit("type: DATE", "type: DAET")))
     found = issues_of(tmp_path, text, others={"other.yaml": "name: Other\n"})
-    assert [i.split(":")[0] for i in found] == ["other.yaml", "shop_orders.yaml", "shop_orders.yaml"] or len(
-        found
-    ) >= 3
+    assert [i.split(":")[0] for i in found] == ["other.yaml", "shop_orders.yaml", "shop_orders.yaml"] or len(found) >= 3
     assert any(i.startswith("other.yaml:1:7:") for i in found)
     assert any(i.startswith("shop_orders.yaml:2:1: unknown key 'descripton'") for i in found)
     assert any(i.startswith("shop_orders.yaml:4:8: layer: 'bronze'") for i in found)
@@ -352,9 +334,7 @@ def test_validate_cli_prints_file_line_col_and_exits_1(tmp_path):
     folder = tmp_path / "assets_config"
     folder.mkdir()
     (folder / "good.yaml").write_text(VALID)
-    (folder / "bad.yaml").write_text(
-        edit("name: shop_orders", "name: shop_bad", edit("layer: raw", "layer: bronze"))
-    )
+    (folder / "bad.yaml").write_text(edit("name: shop_orders", "name: shop_bad", edit("layer: raw", "layer: bronze")))
     out = subprocess.run(
         [str(BIN / "strata"), "registry", "validate", str(folder)],
         capture_output=True,

@@ -108,9 +108,7 @@ def test_latin1_and_headerless_csv(con, landing):
 
 def test_rerun_replaces_the_partition(con, landing):
     load_dataset(con, dataset(), landing, "run-1", DAY)
-    (landing / "shop" / "2024-03-01.csv").write_text(
-        "order_id,order_date,customer,amount\n9,01/03/2024,X,1\n"
-    )
+    (landing / "shop" / "2024-03-01.csv").write_text("order_id,order_date,customer,amount\n9,01/03/2024,X,1\n")
     load_dataset(con, dataset(), landing, "run-2", DAY)
     assert con.execute("select order_id, _run_id from raw.shop_orders").fetchall() == [(9, "run-2")]
 
@@ -246,9 +244,7 @@ def test_value_that_does_not_convert_is_quarantined_with_file_row_and_column(con
 
 
 def test_row_outside_its_partition_is_quarantined(con, landing):
-    (landing / "shop" / "2024-03-01.csv").write_text(
-        "order_id,order_date,customer,amount\n1,02/03/2024,x,1\n"
-    )
+    (landing / "shop" / "2024-03-01.csv").write_text("order_id,order_date,customer,amount\n1,02/03/2024,x,1\n")
     report = load_dataset(con, dataset(), landing, "r", DAY)
     assert (report.rows_written, report.rows_quarantined) == (0, 1)
     [(_, _, _, rule, column, reason, _)] = quarantine(con)
@@ -260,17 +256,11 @@ def test_row_outside_its_partition_is_quarantined(con, landing):
 
 
 def test_rerun_replaces_the_quarantine_of_the_partition(con, landing):
-    (landing / "shop" / "2024-03-01.csv").write_text(
-        "order_id,order_date,customer,amount\n1,01/03/2024,x,abc\n"
-    )
+    (landing / "shop" / "2024-03-01.csv").write_text("order_id,order_date,customer,amount\n1,01/03/2024,x,abc\n")
     load_dataset(con, dataset(), landing, "r1", DAY)
     load_dataset(con, dataset(), landing, "r2", DAY)
-    assert [r[:5] for r in quarantine(con)] == [
-        (date(2024, 3, 1), "shop/2024-03-01.csv", 1, "cast", "amount")
-    ]
-    (landing / "shop" / "2024-03-01.csv").write_text(
-        "order_id,order_date,customer,amount\n1,01/03/2024,x,1\n"
-    )
+    assert [r[:5] for r in quarantine(con)] == [(date(2024, 3, 1), "shop/2024-03-01.csv", 1, "cast", "amount")]
+    (landing / "shop" / "2024-03-01.csv").write_text("order_id,order_date,customer,amount\n1,01/03/2024,x,1\n")
     load_dataset(con, dataset(), landing, "r3", DAY)
     assert quarantine(con) == []
 

@@ -18,9 +18,7 @@ from strata.loading import load_dataset
 from strata.registry.models import Dataset
 from strata.sources import DateWindow
 
-RECORDS = [
-    {"id": i, "day": f"2024-06-0{1 + i % 2}", "value": i * 1.5, "tags": ["x"] * (i % 3)} for i in range(23)
-]
+RECORDS = [{"id": i, "day": f"2024-06-0{1 + i % 2}", "value": i * 1.5, "tags": ["x"] * (i % 3)} for i in range(23)]
 PAGE = 5
 
 
@@ -60,9 +58,7 @@ class Api:
                     return self._fault_or(style, page, {"data": {"items": chunk}})
                 if style == "offset":
                     offset, limit = int(q["offset"]), int(q["limit"])
-                    return self._fault_or(
-                        style, offset // limit + 1, {"items": records[offset : offset + limit]}
-                    )
+                    return self._fault_or(style, offset // limit + 1, {"items": records[offset : offset + limit]})
                 if style == "cursor":
                     start = int(q.get("cursor", 0))
                     nxt = start + PAGE if start + PAGE < len(records) else None

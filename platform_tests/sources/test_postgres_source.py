@@ -76,9 +76,7 @@ def con(tmp_path):
 
 
 def rows(con) -> list[tuple]:
-    return con.execute(
-        "select id, amount, status, updated_at, _run_id from raw.shop_orders order by id"
-    ).fetchall()
+    return con.execute("select id, amount, status, updated_at, _run_id from raw.shop_orders order by id").fetchall()
 
 
 def test_incremental_load_upsert_rerun_and_late_rows(pg, con):
@@ -92,10 +90,7 @@ def test_incremental_load_upsert_rerun_and_late_rows(pg, con):
     ds = incremental(table)
 
     first = load_dataset(con, ds, None, "run-1")  # initial load: everything, in batches of 2 rows
-    assert (
-        first.metadata["query_batches"] == 2
-        and first.metadata["high_water_mark_before"] == "none (first load)"
-    )
+    assert first.metadata["query_batches"] == 2 and first.metadata["high_water_mark_before"] == "none (first load)"
     assert (first.metadata["rows_inserted"], first.metadata["rows_updated"]) == (3, 0)
     assert first.metadata["high_water_mark"] == str(T0 + timedelta(minutes=3))
 
@@ -165,9 +160,7 @@ def test_a_row_updated_twice_within_the_lag_is_loaded_once_with_its_latest_value
 
 def test_partition_window_and_merge_free_overwrite(pg, con):
     conn, table = pg
-    for i, day in enumerate(
-        [date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 2), date(2024, 5, 3)], start=1
-    ):
+    for i, day in enumerate([date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 2), date(2024, 5, 3)], start=1):
         execute(conn, f"insert into {table} values (%s, 1, 'open', %s, %s)", (i, T0, day))
     ds = Dataset.model_validate(
         {
