@@ -100,8 +100,19 @@ def temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def create_like(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()) -> None:
-    """Create ``table`` (and its schema) with the shape of ``select_sql``, if it does not exist."""
+    """Create ``table`` (and its schema) with the shape of ``select_sql``, or evolve it.
+
+    If the table exists, the columns ``select_sql`` has and the table lacks are added (nullable, so
+    earlier rows read NULL): a source that gains a column keeps it. Columns the table has and the
+    select lacks stay, and later inserts by name leave them NULL. A changed type is not widened; the
+    insert then fails with DuckDB's conversion error naming the column.
+    """
     if table_exists(con, table):
+        have = {name for name, _ in columns(con, table)}
+        described = con.execute(f"describe select * from ({select_sql})", list(params)).fetchall()
+        for name, type_, *_ in described:
+            if name not in have:
+                con.execute(f"alter table {qualified(table)} add column {quote(name)} {type_}").fetchall()
         return
     schema, _, _ = table.partition(".")
     con.execute(f"create schema if not exists {quote(schema)}").fetchall()

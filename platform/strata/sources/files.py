@@ -156,18 +156,27 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
         }
     )
     con.register(_MANIFEST, manifest)
-    reader = reader_sql(dataset, [f.path for f in files])
+    # A 0-byte text file is an empty day (0 rows, which the volume check judges), not an error.
+    readable = [f for f in files if source.format == "parquet" or f.path.stat().st_size > 0]
     partition = ", f.partition_date as _partition_date" if window is not None else ""
-    if source.format == "parquet":
+    if not readable:
+        text_columns = ", ".join(f"null::varchar as {warehouse.quote(c.name)}" for c in dataset.columns)
+        numbered = (
+            f"select {text_columns + ', ' if text_columns else ''}null::varchar as {FILENAME_COLUMN}, "
+            "null::bigint as _source_row where false"
+        )
+    elif source.format == "parquet":
+        reader = reader_sql(dataset, [f.path for f in readable])
         numbered = f"select * exclude (file_row_number), file_row_number + 1 as _source_row from {reader}"
     else:
+        reader = reader_sql(dataset, [f.path for f in readable])
         numbered = f"select *, row_number() over (partition by {FILENAME_COLUMN}) as _source_row from {reader}"
     relation = (
         f"(select src.* exclude ({FILENAME_COLUMN}), f.relative as _source_file{partition} "
         f"from ({numbered}) as src join {_MANIFEST} as f on src.{FILENAME_COLUMN} = f.path)"
     )
     rejects = None
-    if source.format == "csv":
+    if source.format == "csv" and readable:
         rejects = (
             f"select f.relative as origin, f.partition_date, r.line, "
             "r.error_type || coalesce(' (' || r.column_name || ')', '') || ': ' || r.error_message "

@@ -1,0 +1,161 @@
+"""Quality through Dagster: TPC-H checks pass, a corrupt partition stops the marts (in its run and
+in any later run), rows land in quarantine with counts that add up, metadata is on every
+materialization."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import SEEDED_KEYS, daily_file
+
+from strata.errors import BlockedByChecksError
+
+DAY = "1995-01-10"
+RAW_LINEITEM = dg.AssetKey(["raw", "tpch_lineitem"])
+FCT = dg.AssetKey(["marts", "fct_order_lines"])
+MART = dg.AssetKey(["marts", "mart_revenue_daily"])
+
+
+def evaluations(result) -> dict[tuple[str, str], object]:
+    return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def test_tpch_checks_pass_on_every_layer(seeded):
+    """Raw, staging and marts: every error-severity check passes (what the demo shows green)."""
+    result = seeded.materialize(seeded.keys(partitioned=True), start="1995-01-01", end="1995-01-31")
+    assert result.success
+    found = evaluations(result)
+    failed_errors = [k for k, e in found.items() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    assert failed_errors == []
+    assert found[("raw/tpch_lineitem", "volume")].severity == dg.AssetCheckSeverity.WARN  # noise at SF 0.01
+    for check in (
+        "schema",
+        "reconciliation",
+        "row_accounting",
+        "quarantine_threshold",
+        "referential_l_orderkey",
+        "referential_l_partkey",
+        "referential_l_suppkey",
+    ):
+        assert found[("raw/tpch_lineitem", check)].passed, check
+    assert found[("marts/mart_revenue_daily", "revenue_reconciliation")].passed
+    assert any(k[1].startswith("row_count_matches_fct_order_lines") for k in found)
+    # checks are per partition: the result names the partitions it covered
+    schema = found[("raw/tpch_lineitem", "schema")]
+    assert schema.metadata["partitions_covered"].value == "1995-01-01 .. 1995-01-31 (31 partitions)"
+
+
+def corrupt(platform, day: str, share: float) -> int:
+    """Give ``share`` of the line items of ``day`` a return flag outside {A, N, R}; return how many."""
+    path = daily_file(platform.settings.landing_dir, "lineitem", day)
+    table = pq.read_table(path)
+    flags = table.column("l_returnflag").to_pylist()
+    bad = int(len(flags) * share) or 1
+    flags[:bad] = ["X"] * bad
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("l_returnflag"), "l_returnflag", pa.array(flags)), path
+    )
+    return bad
+
+
+def test_a_corrupt_partition_stops_the_marts_and_lands_in_quarantine(damaged_platform):
+    """A blocking Python check on raw stops dbt: in its own run (Dagster skips the dbt step) and in
+    any later run (the quality gate), which closes dagster-io/dagster#25112's gap across runs."""
+    platform = damaged_platform
+    selection = platform.keys(partitioned=True)
+    mart_before = platform.query("select * from marts.mart_revenue_daily order by 1")
+    read = platform.query(f"select count(*) from raw.tpch_lineitem where _partition_date = date '{DAY}'")[0][0]
+    bad = corrupt(platform, DAY, 0.5)
+
+    result = platform.materialize(selection, partition=DAY, raise_on_error=False)
+
+    assert not result.success
+    found = evaluations(result)
+    threshold = found[("raw/tpch_lineitem", "quarantine_threshold")]
+    assert not threshold.passed and threshold.severity == dg.AssetCheckSeverity.ERROR
+    assert found[("raw/tpch_lineitem", "row_accounting")].passed
+    # the marts did not run, and still hold the previous numbers
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert RAW_LINEITEM in materialized and FCT not in materialized and MART not in materialized
+    assert platform.query("select * from marts.mart_revenue_daily order by 1") == mart_before
+    # the bad rows are in quarantine, with their reason, file, row and payload; the counts add up
+    rows = platform.query(
+        "select _rule, _column, _source, _source_row, _reason, _payload from quarantine.tpch_lineitem "
+        f"where _partition_date = date '{DAY}' order by _source_row"
+    )
+    assert len(rows) == bad and {r[:2] for r in rows} == {("accepted_values", "l_returnflag")}
+    assert (
+        rows[0][2] == f"tpch/lineitem/lineitem_{DAY}.parquet" and rows[0][3] == 1 and '"l_returnflag":"X"' in rows[0][5]
+    )
+    loaded = platform.query(f"select count(*) from raw.tpch_lineitem where _partition_date = date '{DAY}'")[0][0]
+    assert loaded + len(rows) == read
+    [mat] = [e.materialization for e in result.get_asset_materialization_events() if e.asset_key == RAW_LINEITEM]
+    assert mat.metadata["rows_quarantined"].value == bad and mat.metadata["dagster/row_count"].value == loaded
+
+    # a later run of dbt alone is refused by the gate: the dbt step does not build on that day
+    dbt_only = [k for k in selection if k.path[0] in ("staging", "marts")]
+    later = platform.materialize(dbt_only, partition=DAY, raise_on_error=False)
+    assert not later.success
+    [failure] = [e for e in later.all_events if e.is_step_failure]
+    assert BlockedByChecksError.__name__ in failure.step_failure_data.error.to_string()
+    assert "raw/tpch_lineitem quarantine_threshold" in failure.step_failure_data.error.to_string()
+    assert platform.query("select * from marts.mart_revenue_daily order by 1") == mart_before
+
+    # other days are not blocked
+    assert platform.materialize(dbt_only, partition="1995-01-11").success
+
+
+def test_fixing_the_source_reopens_the_gate(damaged_platform, tpch_landing):
+    platform = damaged_platform
+    selection = platform.keys(partitioned=True)
+    corrupt(platform, DAY, 0.5)
+    assert not platform.materialize(selection, partition=DAY, raise_on_error=False).success
+    original = daily_file(tpch_landing, "lineitem", DAY).read_bytes()
+    daily_file(platform.settings.landing_dir, "lineitem", DAY).write_bytes(original)
+    result = platform.materialize(selection, partition=DAY)
+    assert result.success
+    assert platform.query(f"select count(*) from quarantine.tpch_lineitem where _partition_date = date '{DAY}'") == [
+        (0,)
+    ]
+
+
+def test_a_new_source_column_is_kept_and_only_warns(damaged_platform):
+    """Schema drift is a warning: the new column lands in raw, and the marts still build."""
+    platform = damaged_platform
+    path = daily_file(platform.settings.landing_dir, "orders", "1995-01-12")
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("o_channel", pa.array(["web"] * len(table))), path)
+    result = platform.materialize(platform.keys(partitioned=True), partition="1995-01-12")
+    assert result.success
+    drift = evaluations(result)[("raw/tpch_orders", "schema_drift")]
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
+    assert "o_channel" in drift.description
+    assert platform.query(
+        "select distinct o_channel from raw.tpch_orders where _partition_date = date '1995-01-12'"
+    ) == [("web",)]
+    assert MART in {e.asset_key for e in result.get_asset_materialization_events()}
+
+
+def test_materializations_carry_row_count_schema_quarantine_preview_and_lineage(seeded):
+    result = seeded.materialize(seeded.keys(partitioned=True), partition="1995-01-12")
+    mats = {(e.asset_key.to_user_string()): e.materialization for e in result.get_asset_materialization_events()}
+    raw = mats["raw/tpch_orders"].metadata
+    assert raw["dagster/row_count"].value > 0 and raw["rows_quarantined"].value == 0
+    assert "o_orderkey" in [c.name for c in raw["dagster/column_schema"].schema.columns]
+    assert len(raw["preview"].records) == 5
+    fct = mats["marts/fct_order_lines"].metadata
+    assert fct["dagster/row_count"].value > 0
+    assert "dagster/column_lineage" in fct and "dagster/column_schema" in fct
+
+
+@pytest.mark.parametrize("partition", [SEEDED_KEYS[0]])
+def test_quality_results_are_recorded_per_partition(seeded, partition):
+    seeded.materialize(seeded.keys(partitioned=True), partition=partition)
+    rows = seeded.query(
+        "select asset, check_name, passed from quality.check_results where partition_date = ? "
+        "and asset = 'raw/tpch_orders' order by check_name",
+        [partition],
+    )
+    assert ("raw/tpch_orders", "schema", True) in rows and len(rows) >= 6
