@@ -159,3 +159,27 @@ def test_quality_results_are_recorded_per_partition(seeded, partition):
         [partition],
     )
     assert ("raw/tpch_orders", "schema", True) in rows and len(rows) >= 6
+
+
+def test_dbt_column_types_fails_on_a_changed_type_and_an_undeclared_column(seeded):
+    """The ``column_types`` dbt test (an asset check) compares the model YAML's ``data_type`` to the
+    catalog: a column whose type changed and, being strict, a column nobody declared both fail it."""
+    import duckdb
+
+    region = dg.AssetKey(["staging", "stg_tpch__region"])
+    key = dg.AssetCheckKey(region, "column_types_stg_tpch__region_True")
+
+    def run_check():
+        job = seeded.job.get_subset(asset_selection=set(), asset_check_selection={key})
+        [evaluation] = job.execute_in_process(
+            instance=seeded.instance, raise_on_error=False
+        ).get_asset_check_evaluations()
+        return evaluation
+
+    assert run_check().passed
+    with duckdb.connect(str(seeded.settings.warehouse_path)) as con:
+        con.execute("alter table staging.stg_tpch__region alter region_key type integer")
+        con.execute("alter table staging.stg_tpch__region add column extra varchar")
+    evaluation = run_check()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["dagster_dbt/failed_row_count"].value == 2
