@@ -133,3 +133,60 @@ def test_backfill_of_every_asset_orders_facts_after_dimensions(ui):
         DateWindow(date(1992, 1, 1), date(1992, 1, 4)),
     )
     assert report.ok, [str(m) for m in report.mismatches]
+
+
+@pytest.fixture
+def chunked_ui(monkeypatch, tmp_path, tpch_landing):
+    """As ``ui``, with backfills split into runs of 3 days (STRATA_BACKFILL_CHUNK_DAYS=3)."""
+    monkeypatch.setenv("STRATA_BACKFILL_CHUNK_DAYS", "3")
+    settings = make_settings(monkeypatch, tmp_path / "data", tpch_landing)
+    with (
+        dg.instance_for_test(overrides=RUN_LAUNCHER) as instance,
+        define_out_of_process_workspace(
+            str(PROJECT_ROOT / "platform" / "strata" / "definitions.py"), "defs", instance
+        ) as workspace,
+    ):
+        yield settings, instance, workspace
+
+
+def test_chunked_backfill_publishes_the_whole_range_once_at_the_end(chunked_ui):
+    """Raw and dbt run in chunks of 3 days; ``published`` is written once, after the last chunk,
+    in one run and one transaction: readers never see half the range."""
+    settings, instance, workspace = chunked_ui
+    backfill(
+        instance,
+        workspace,
+        {"assetSelection": [{"path": p} for p in asset_paths(workspace, False)], "allPartitions": True},
+    )
+    runs = backfill(
+        instance,
+        workspace,
+        {
+            "assetSelection": [{"path": p} for p in asset_paths(workspace, partitioned=True)],
+            "partitionNames": [f"1997-02-0{d}" for d in range(1, 8)],
+        },
+    )
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    publish = [r for r in runs if any(k.path[0] == "published" for k in r.asset_selection)]
+    chunks = [r for r in runs if r not in publish]
+    assert [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in chunks
+    ] == [
+        ("1997-02-01", "1997-02-03"),
+        ("1997-02-04", "1997-02-06"),
+        ("1997-02-07", "1997-02-07"),
+    ]
+    [run] = publish
+    assert {k.path[0] for k in run.asset_selection} == {"published"}
+    assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+        "1997-02-01",
+        "1997-02-07",
+    )
+    last_chunk_end = max(instance.get_run_stats(r.run_id).end_time for r in chunks)
+    assert instance.get_run_stats(run.run_id).start_time >= last_chunk_end
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        published = con.execute("select * from published.mart_revenue_daily order by all").fetchall()
+        mart = con.execute("select * from marts.mart_revenue_daily order by all").fetchall()
+    assert published == mart and len(published) > 0

@@ -1,8 +1,10 @@
 """The one place that assembles Strata's Dagster definitions.
 
-registry (``assets_config/``) -> dataset assets; dbt project -> dbt assets; settings -> resources.
-Cross-cutting policy (executor, pools) is applied here. A broken dataset file never stops the
-code location from loading: it becomes a placeholder asset that shows its errors.
+registry (``assets_config/``) -> dataset assets; dbt project -> dbt assets; marts -> published
+layer; settings -> resources. Cross-cutting policy (executor, pools, backfill chunks, retries,
+automation conditions) is applied here, and the jobs, schedules and sensors that run it all.
+A broken dataset file never stops the code location from loading: it becomes a placeholder asset
+that shows its errors.
 """
 
 from __future__ import annotations
@@ -13,10 +15,19 @@ from pathlib import Path
 import dagster as dg
 
 from strata.dbt_manifest import daily_partitions_of_models, load_manifest, model_relations
+from strata.defs.automation import (
+    SOURCE_RETRY_POLICY,
+    build_automation_sensor,
+    build_failure_alert_sensor,
+    with_automation,
+)
 from strata.defs.dbt_assets import build_dbt_assets
 from strata.defs.dbt_project import dbt_project
+from strata.defs.jobs import build_group_jobs
+from strata.defs.landing_sensor import build_landing_sensor
 from strata.defs.mart_checks import build_mart_checks
 from strata.defs.partitions import daily_partitions
+from strata.defs.publish import build_publish_asset, partitioned_marts
 from strata.defs.registry_assets import (
     broken_keys,
     build_broken_asset,
@@ -26,8 +37,9 @@ from strata.defs.registry_assets import (
     relation_key,
 )
 from strata.defs.resources import build_resources
+from strata.defs.schedules import build_daily_schedule
 from strata.registry.loader import Registry, load_registry
-from strata.registry.models import DailyPartitioning
+from strata.registry.models import DailyPartitioning, FilesSource, HttpSource, PostgresSource
 from strata.settings import ASSETS_CONFIG_DIR, Settings
 
 
@@ -68,9 +80,15 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     manifest = load_manifest(dbt_project.manifest_path)
     registry = load_project_registry(config_dirs or settings.assets_config, manifest)
 
+    chunked = dg.BackfillPolicy.multi_run(settings.backfill_chunk_days) if settings.backfill_chunk_days else None
     assets: list[dg.AssetsDefinition] = [
         build_dataset_asset(
-            ds, [relation_key(r) for r in registry.dependencies.get(name, [])], registry.files[name], registry.datasets
+            ds,
+            [relation_key(r) for r in registry.dependencies.get(name, [])],
+            registry.files[name],
+            registry.datasets,
+            backfill_policy=chunked,
+            retry_policy=SOURCE_RETRY_POLICY if isinstance(ds.source, PostgresSource | HttpSource) else None,
         )
         for name, ds in registry.datasets.items()
     ]
@@ -78,13 +96,26 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     dbt_daily = daily_partitions(
         DailyPartitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
     )
-    dbt_defs = build_dbt_assets(dbt_daily)
+    dbt_defs = build_dbt_assets(dbt_daily, chunked)
+    marts = partitioned_marts(dbt_defs)
+    if marts:
+        dbt_defs.append(build_publish_asset(marts, dbt_daily))
     fresh = freshness_checks(registry)
     checks = build_mart_checks(dbt_daily) + fresh
     taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}
     keys = broken_keys(registry, taken)
     assets += [build_broken_asset(b, keys[str(b.path)]) for b in registry.broken]
-    sensors = [build_registry_errors_sensor(registry, keys)] if registry.broken else []
+    raw_keys = {dataset_key(ds) for ds in registry.datasets.values() if ds.layer == "raw"} | set(keys.values())
+    all_assets = with_automation(assets + dbt_defs, raw_keys)
+    group_jobs = build_group_jobs(registry.datasets, all_assets)
+    files_datasets = [ds for ds in registry.datasets.values() if isinstance(ds.source, FilesSource)]
+    sensors = [
+        build_landing_sensor(files_datasets, group_jobs, settings.landing_dir, settings.sensor_interval_seconds),
+        build_automation_sensor(settings.sensor_interval_seconds),
+        build_failure_alert_sensor(settings.alert_log or settings.data_dir / "alerts.log"),
+    ]
+    if registry.broken:
+        sensors.append(build_registry_errors_sensor(registry, keys))
     if fresh:
         sensors.append(
             dg.build_sensor_for_freshness_checks(
@@ -92,8 +123,10 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
             )
         )
     return dg.Definitions(
-        assets=assets + dbt_defs,
+        assets=all_assets,
         asset_checks=checks,
+        jobs=[gj.job for gj in group_jobs],
+        schedules=[build_daily_schedule(gj, settings.daily_schedule_at) for gj in group_jobs if gj.partitions_def],
         sensors=sensors,
         resources=build_resources(settings),
         executor=dg.in_process_executor,

@@ -7,6 +7,15 @@ Environment variables (all optional):
 * ``STRATA_WAREHOUSE_PATH``: the DuckDB warehouse file. Default: ``$STRATA_DATA_DIR/warehouse.duckdb``.
 * ``STRATA_TPCH_SF``: TPC-H scale factor of the demo source (float). Default: ``0.1``.
 * ``STRATA_ASSETS_CONFIG``: the registry folders, separated by ``:``. Default: ``<repo>/assets_config``.
+* ``STRATA_DAILY_SCHEDULE_AT``: ``HH:MM`` (UTC) at which each daily group's schedule runs the
+  previous day: the grace period for late files. Default: ``02:00``.
+* ``STRATA_BACKFILL_CHUNK_DAYS``: partitions per run of a backfill. ``0`` (default) runs any
+  range in one run; ``N`` splits a backfill into runs of N days (``BackfillPolicy.multi_run``).
+* ``STRATA_SENSOR_INTERVAL_SECONDS``: how often the landing-zone and automation sensors tick
+  (seconds). Default: ``30``.
+* ``STRATA_ALERT_LOG``: the file run-failure alerts are appended to (JSON lines). Default:
+  ``$STRATA_DATA_DIR/alerts.log``. ``STRATA_ALERT_WEBHOOK_URL``, when set, receives them instead
+  (read when the alert is sent).
 
 This module knows nothing of Dagster or DuckDB.
 """
@@ -32,13 +41,20 @@ class Settings(BaseModel):
     warehouse_path: Path
     tpch_sf: float = Field(gt=0)
     assets_config: list[Path] = Field(default_factory=lambda: [ASSETS_CONFIG_DIR])
+    daily_schedule_at: str = Field(default="02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    backfill_chunk_days: int = Field(default=0, ge=0)
+    sensor_interval_seconds: int = Field(default=30, ge=1)
+    alert_log: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build the settings from ``environ`` (default: ``os.environ``).
 
         Raises:
-            pydantic.ValidationError: ``STRATA_TPCH_SF`` is not a positive number.
+            pydantic.ValidationError: ``STRATA_TPCH_SF`` is not a positive number, or another
+                variable is malformed (the message names it).
+            ValueError: ``STRATA_BACKFILL_CHUNK_DAYS`` or ``STRATA_SENSOR_INTERVAL_SECONDS`` is
+                not an integer.
         """
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("STRATA_DATA_DIR") or PROJECT_ROOT / ".strata").expanduser().resolve()
@@ -53,6 +69,10 @@ class Settings(BaseModel):
                 Path(p).expanduser().resolve() for p in (env.get("STRATA_ASSETS_CONFIG") or "").split(":") if p
             ]
             or [ASSETS_CONFIG_DIR],
+            daily_schedule_at=env.get("STRATA_DAILY_SCHEDULE_AT") or "02:00",
+            backfill_chunk_days=int(env.get("STRATA_BACKFILL_CHUNK_DAYS") or 0),
+            sensor_interval_seconds=int(env.get("STRATA_SENSOR_INTERVAL_SECONDS") or 30),
+            alert_log=Path(env.get("STRATA_ALERT_LOG") or data_dir / "alerts.log").expanduser().resolve(),
         )
 
     def ensure_directories(self) -> None:

@@ -109,8 +109,13 @@ def _add_partition_row_counts(
                 )
 
 
-def build_dbt_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The two dbt asset definitions: incremental models partitioned by ``daily``, and the rest."""
+def build_dbt_assets(
+    daily: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
+    """The two dbt asset definitions: incremental models partitioned by ``daily``, and the rest.
+
+    ``backfill_policy`` applies to the incremental models (default: single run).
+    """
     translator = StrataDbtTranslator()
 
     @dbt_assets(
@@ -119,7 +124,7 @@ def build_dbt_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition
         select=INCREMENTAL,
         name="dbt_incremental",
         partitions_def=daily,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy or dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
     )

@@ -23,6 +23,7 @@ from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.partitions import daily_partitions, window_of
 from strata.defs.quality_gate import gate
 from strata.defs.resources import LandingZone, Warehouse
+from strata.errors import StrataError
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
 from strata.registry.models import Dataset, duration_seconds
@@ -143,12 +144,21 @@ def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, 
 
 
 def build_dataset_asset(
-    dataset: Dataset, deps: Iterable[dg.AssetKey] = (), path=None, datasets: Mapping[str, Dataset] | None = None
+    dataset: Dataset,
+    deps: Iterable[dg.AssetKey] = (),
+    path=None,
+    datasets: Mapping[str, Dataset] | None = None,
+    backfill_policy: dg.BackfillPolicy | None = None,
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> dg.AssetsDefinition:
     """The asset that loads (raw) or derives (staging, mart) ``dataset`` into the warehouse.
 
-    Partitioned datasets get a single-run backfill policy: a range of N days is one run and one
-    transaction. Every step opens the warehouse, so every step is in the warehouse pool. The
+    Partitioned datasets get ``backfill_policy`` (default single-run: a range of N days is one run
+    and one transaction). ``retry_policy``, if given, retries the step; a
+    :class:`~strata.errors.StrataError` (broken contract, missing file, blocked by checks) is
+    raised as ``dg.Failure(allow_retries=False)``: retrying cannot fix it.
+
+    Every step opens the warehouse, so every step is in the warehouse pool. The
     dataset's checks (:mod:`strata.checks.runner`) run in the same step after the write; error
     ones are blocking. A SQL-derived dataset first passes the quality gate: it does not build on
     partitions whose upstream failed a blocking check.
@@ -191,7 +201,8 @@ def build_dataset_asset(
         tags=dataset.tags or None,
         kinds=_kinds(dataset),
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
+        backfill_policy=(backfill_policy or dg.BackfillPolicy.single_run()) if partitions_def else None,
+        retry_policy=retry_policy,
         pool=WAREHOUSE_POOL,
         code_version=hashlib.sha256(spec_json.encode()).hexdigest()[:16],
         metadata=metadata,
@@ -204,11 +215,16 @@ def build_dataset_asset(
 
         window = window_of(context) if partitions_def else None
         with warehouse.connect() as con:
-            if dataset.layer == "raw":
-                report = load_dataset(con, dataset, landing.path, context.run_id, window)
-            else:
-                gate(con, [k.to_user_string() for k in deps], window)
-                report = build_derived(con, dataset, window)
+            try:
+                if dataset.layer == "raw":
+                    report = load_dataset(con, dataset, landing.path, context.run_id, window)
+                else:
+                    gate(con, [k.to_user_string() for k in deps], window)
+                    report = build_derived(con, dataset, window)
+            except StrataError as err:
+                if retry_policy is None:
+                    raise
+                raise dg.Failure(str(err), allow_retries=False) from err
             outcomes = runner.evaluate(
                 con, dataset, window, datasets, report if dataset.layer == "raw" else None, landing.path
             )
