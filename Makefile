@@ -1,6 +1,7 @@
 # Strata: the two commands a newcomer needs.
 #   make run    virtualenv, demo landing zone, Dagster (webserver + daemon) on http://127.0.0.1:3000
 #   make test   virtualenv with test tools, lint, the whole test suite (CI runs exactly this)
+#   make prod   the production layout locally: PostgreSQL, gRPC code server, daemon, webserver
 # Both honour DAGSTER_HOME, STRATA_DATA_DIR and STRATA_TPCH_SF.
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: run test install install-dev lint lock bench clean
+.PHONY: run prod test install install-dev lint lock bench clean
 
 $(VENV)/.base: requirements/base.txt pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh base
@@ -42,8 +43,17 @@ lint: install-dev
 	$(BIN)/sqlfluff lint dbt
 	$(BIN)/hadolint Dockerfile
 
-# Debian packages the tests use: PostgreSQL 15 (the tests start their own server).
-SYSTEM_PACKAGES := postgresql
+# The production process layout locally: PostgreSQL (Debian's, in a temp data dir, unless
+# DAGSTER_PG_HOST is set), the gRPC code server, dagster-daemon and dagster-webserver (deploy/).
+prod: install
+	scripts/system-deps.sh postgresql
+	$(BIN)/strata demo generate
+	$(BIN)/strata prepare
+	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) deploy/prod.sh
+
+# Debian packages the tests use: PostgreSQL 15 (the tests start their own server) and Chromium
+# for the browser tests (driven by Playwright, never downloaded by it).
+SYSTEM_PACKAGES := postgresql chromium chromium-driver
 
 test: install-dev
 	scripts/system-deps.sh $(SYSTEM_PACKAGES)
