@@ -19,6 +19,7 @@ COPY pyproject.toml README.md workspace.yaml dagster.yaml ./
 COPY platform platform
 COPY dbt dbt
 COPY assets_config assets_config
+COPY deploy deploy
 
 # Install the package and prepare the dbt manifest at build time (dbt parse needs no database).
 RUN pip install --no-deps -e . \

@@ -99,7 +99,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     dbt_defs = build_dbt_assets(dbt_daily, chunked)
     marts = partitioned_marts(dbt_defs)
     if marts:
-        dbt_defs.append(build_publish_asset(marts, dbt_daily))
+        dbt_defs.append(build_publish_asset(marts))
     fresh = freshness_checks(registry)
     checks = build_mart_checks(dbt_daily) + fresh
     taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}

@@ -42,11 +42,11 @@ def condition_for(partitioned: bool, parents_partitioned: bool) -> dg.Automation
     # result yet, which would stop eager()'s chaining through staging to the marts in one tick
     checks_passed = ~condition.any_deps_match(condition.any_checks_match(condition.check_failed(), blocking_only=True))
     if partitioned or not parents_partitioned:
-        return (dg.AutomationCondition.eager() & checks_passed).with_label("eager, no upstream blocking check failed")
+        return (condition.eager() & checks_passed).with_label("eager, no upstream blocking check failed")
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
+        condition.any_deps_updated().since_last_handled()
+        & ~condition.any_deps_in_progress()
+        & ~condition.in_progress()
         & checks_passed
     ).with_label("any upstream partition updated, no upstream blocking check failed")
 

@@ -1,15 +1,25 @@
-"""The published layer: what readers (dashboards, notebooks) query, swapped in after a backfill.
+"""The published layer: what readers (dashboards, notebooks) query, swapped in after each update.
 
 During a multi-run backfill (``STRATA_BACKFILL_CHUNK_DAYS``) the marts fill chunk by chunk, so
 ``marts.*`` can show new numbers for some days of the range and old ones for the rest. Readers
-query ``published.<mart>`` instead. One asset, ``published/<mart>`` for every partitioned dbt
-mart, copies the run's window from ``marts`` to ``published``, all marts in one transaction.
+query ``published.<mart>`` instead: the marts are the shadow, and publishing is the swap.
 
-It has a single-run backfill policy while the marts may be chunked, and Dagster's backfill
-daemon starts a single-run asset only when every partition of its parents in the backfill is
-done (verified in ``platform_tests/test_automation.py``). So a backfill of N chunks publishes its
-whole range once, at the end, atomically: a reader sees the old range or the new one, never half.
-Scheduled and sensor runs publish their day right after the marts, in the same run.
+``published/<mart>`` (one per partitioned dbt mart, all in one multi-asset) is **unpartitioned**
+and depends on every partition of its mart. So:
+
+* in a backfill, Dagster's backfill daemon starts it only when every targeted partition of the
+  marts is materialized, once, after the last chunk (a child whose mapping is not the identity
+  never joins its parents' chunk runs); ``platform_tests/e2e/test_production.py`` checks it on a
+  real daemon;
+* after a scheduled or sensor run, declarative automation publishes (an unpartitioned child of
+  partitioned parents; :mod:`strata.defs.automation`).
+
+A publish replaces each ``published.<mart>`` with a copy of the mart, all marts in one
+transaction: a reader sees the previous version or the new one, never half. A mart that is not
+built yet is skipped (the materialization says so). It refuses while
+any partition of a mart has a failed blocking check (:mod:`strata.defs.quality_gate`). The cost
+is a full copy (about 2 s per 6 M rows here); the layer trades that for never showing a
+half-built range.
 No ``from __future__ import annotations`` here: Dagster reads the context annotation at runtime.
 """
 
@@ -17,76 +27,71 @@ import dagster as dg
 
 from strata import warehouse as wh
 from strata.defs.constants import WAREHOUSE_POOL
-from strata.defs.partitions import window_of
 from strata.defs.quality_gate import gate
 from strata.defs.resources import Warehouse
 
 PUBLISHED_SCHEMA = "published"
 
 
-def partitioned_marts(assets: list[dg.AssetsDefinition]) -> dict[dg.AssetKey, str]:
-    """``{mart key: window column}`` for every partitioned asset in the ``marts`` group with a window column."""
-    found = {}
-    for assets_def in assets:
-        if assets_def.partitions_def is None:
-            continue
-        for spec in assets_def.specs:
-            column = (spec.metadata or {}).get("window_column")
-            if spec.group_name == "marts" and column:
-                found[spec.key] = column
-    return found
+def partitioned_marts(assets: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+    """The keys of every partitioned asset in the ``marts`` group."""
+    return [
+        spec.key
+        for assets_def in assets
+        if assets_def.partitions_def is not None
+        for spec in assets_def.specs
+        if spec.group_name == "marts"
+    ]
 
 
-def build_publish_asset(marts: dict[dg.AssetKey, str], partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """``published/<name>`` for each mart in ``marts`` (``{key: window column}``), one multi-asset.
+def published_key(mart: dg.AssetKey) -> dg.AssetKey:
+    """``published/<name>`` for ``marts/<name>``."""
+    return dg.AssetKey([PUBLISHED_SCHEMA, mart.path[-1]])
 
-    Each run replaces the window's rows of ``published.<name>`` (same columns as the mart) with
-    the mart's, for every mart in one transaction. Row counts per published table are metadata
-    (``dagster/row_count``: rows of the window, not the table).
+
+def build_publish_asset(marts: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    """``published/<name>`` for each key in ``marts``: one unpartitioned multi-asset.
+
+    Each run replaces ``published.<name>`` with ``select * from <mart>`` for every selected mart
+    in one transaction. Metadata: ``dagster/row_count`` (rows published).
 
     Raises:
-        BlockedByChecksError: a mart failed a blocking check on a day of the window.
+        BlockedByChecksError: a mart failed a blocking check on some partition (nothing is published).
     """
     specs = [
         dg.AssetSpec(
-            dg.AssetKey([PUBLISHED_SCHEMA, key.path[-1]]),
+            published_key(key),
             deps=[key],
             group_name=PUBLISHED_SCHEMA,
-            description=f"{key.to_user_string()} as readers see it: replaced after each completed run or backfill.",
+            description=f"{key.to_user_string()} as readers see it: swapped in after each completed run or backfill.",
             kinds={"duckdb"},
-            metadata={"dagster/table_name": f"warehouse.{PUBLISHED_SCHEMA}.{key.path[-1]}", "window_column": column},
+            metadata={"dagster/table_name": f"warehouse.{PUBLISHED_SCHEMA}.{key.path[-1]}"},
         )
-        for key, column in marts.items()
+        for key in marts
     ]
 
-    @dg.multi_asset(
-        name="publish_marts",
-        specs=specs,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
-        can_subset=True,
-    )
+    @dg.multi_asset(name="publish_marts", specs=specs, pool=WAREHOUSE_POOL, can_subset=True)
     def publish_marts(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        window = window_of(context)
-        selected = [k for k in marts if dg.AssetKey([PUBLISHED_SCHEMA, k.path[-1]]) in context.selected_asset_keys]
+        selected = [k for k in marts if published_key(k) in context.selected_asset_keys]
+        counts = {}
         with warehouse.connect() as con:
-            gate(con, [k.to_user_string() for k in selected], window)
-            counts = {}
+            gate(con, [k.to_user_string() for k in selected], None)
             with wh.transaction(con):
+                con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
                 for key in selected:
-                    column = marts[key]
                     source = f"{key.path[0]}.{key.path[-1]}"
+                    if not wh.table_exists(con, source):
+                        context.log.warning(f"{source} is not built yet: nothing to publish")
+                        continue
                     target = f"{PUBLISHED_SCHEMA}.{key.path[-1]}"
-                    select = f"select * from {source} where {wh.window_predicate(column)}"
-                    params = [window.start, window.end]
-                    wh.create_like(con, target, select, params)
-                    wh.delete_where(con, target, wh.window_predicate(column), params)
-                    counts[key] = wh.insert_by_name(con, target, select, params)
-        for key, rows in counts.items():
-            yield dg.MaterializeResult(
-                asset_key=dg.AssetKey([PUBLISHED_SCHEMA, key.path[-1]]),
-                metadata={"dagster/row_count": rows, "window": f"[{window.start}, {window.end})"},
+                    con.execute(f"create or replace table {target} as select * from {source}")
+                    counts[key] = con.execute(f"select count(*) from {target}").fetchone()[0]
+        for key in selected:
+            metadata = (
+                {"dagster/row_count": counts[key]}
+                if key in counts
+                else {"dagster/row_count": 0, "note": f"{key.to_user_string()} is not built yet: nothing published"}
             )
+            yield dg.MaterializeResult(asset_key=published_key(key), metadata=metadata)
 
     return publish_marts
