@@ -230,3 +230,60 @@ def test_wrong_token_is_not_retried_and_fails(api, con, monkeypatch):
     with pytest.raises(Exception, match="401"):
         load_dataset(con, dataset(api, "page"), None, "r1")
     assert len(api.requests) == 1
+
+
+def registry_dir(tmp_path, api: Api, attempts: int):
+    """A registry with one HTTP dataset whose own retries are ``attempts`` (1 = none)."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "readings.yaml").write_text(
+        f"""name: readings
+source:
+  type: http
+  url: {api.url}/page
+  records_path: data.items
+  pagination: {{type: page, page_param: page}}
+  auth: {{type: bearer, token: "${{SHOP_API_TOKEN}}"}}
+  retries: {{attempts: {attempts}}}
+  timeout_seconds: 2
+columns:
+  - {{name: id, type: INTEGER, nullable: false}}
+  - {{name: value, type: DOUBLE}}
+"""
+    )
+    return config
+
+
+def test_dagster_retries_a_transient_source_error_with_backoff_and_jitter(api, monkeypatch, tmp_path, tpch_landing):
+    """The source gives up at once (attempts: 1); the step's RetryPolicy runs it again until the
+    API recovers, and the re-run replaces, so the table holds each record once."""
+    import dagster as dg
+    from conftest import Platform, make_settings
+
+    api.faults = {("page", 2): [500, 500]}
+    with dg.instance_for_test() as instance:
+        platform = Platform(
+            make_settings(monkeypatch, tmp_path / "data", tpch_landing), instance, [registry_dir(tmp_path, api, 1)]
+        )
+        key = dg.AssetKey(["raw", "readings"])
+        result = platform.materialize([key])
+        assert result.success
+        restarts = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
+        assert len(restarts) == 2
+        assert platform.query("select count(*), count(distinct id) from raw.readings") == [(23, 23)]
+
+
+def test_a_malformed_page_is_not_retried_by_dagster(api, monkeypatch, tmp_path, tpch_landing):
+    import dagster as dg
+    from conftest import Platform, make_settings
+
+    api.faults = {("page", 2): ["malformed"] * 5}
+    with dg.instance_for_test() as instance:
+        platform = Platform(
+            make_settings(monkeypatch, tmp_path / "data", tpch_landing), instance, [registry_dir(tmp_path, api, 1)]
+        )
+        result = platform.materialize([dg.AssetKey(["raw", "readings"])], raise_on_error=False)
+        assert not result.success
+        assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
+        [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert "page 2" in failure.event_specific_data.error.message
