@@ -37,5 +37,7 @@ ENV STRATA_DATA_DIR=/data \
     DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1
 
 EXPOSE 4266
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["dagster", "api", "grpc-health-check", "--port", "4266"]
 CMD ["dagster", "api", "grpc", "--module-name", "strata.definitions", "--attribute", "defs", \
      "--host", "0.0.0.0", "--port", "4266"]
