@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pg_server import free_port
 
 from strata.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -32,8 +32,7 @@ RUN_LAUNCHER = {
 }
 
 
-@pytest.fixture
-def ui(monkeypatch, tmp_path, tpch_landing):
+def serve(monkeypatch, tmp_path, tpch_landing):
     """A Dagster instance and the strata code location served out of process."""
     settings = make_settings(monkeypatch, tmp_path / "data", tpch_landing)
     with (
@@ -43,6 +42,12 @@ def ui(monkeypatch, tmp_path, tpch_landing):
         ) as workspace,
     ):
         yield settings, instance, workspace
+
+
+@pytest.fixture
+def ui(monkeypatch, tmp_path, tpch_landing):
+    """The code location with the default single-run backfills."""
+    yield from serve(monkeypatch, tmp_path, tpch_landing)
 
 
 def backfill(instance, workspace, params: dict) -> list[dg.DagsterRun]:
@@ -139,14 +144,7 @@ def test_backfill_of_every_asset_orders_facts_after_dimensions(ui):
 def chunked_ui(monkeypatch, tmp_path, tpch_landing):
     """As ``ui``, with backfills split into runs of 3 days (STRATA_BACKFILL_CHUNK_DAYS=3)."""
     monkeypatch.setenv("STRATA_BACKFILL_CHUNK_DAYS", "3")
-    settings = make_settings(monkeypatch, tmp_path / "data", tpch_landing)
-    with (
-        dg.instance_for_test(overrides=RUN_LAUNCHER) as instance,
-        define_out_of_process_workspace(
-            str(PROJECT_ROOT / "platform" / "strata" / "definitions.py"), "defs", instance
-        ) as workspace,
-    ):
-        yield settings, instance, workspace
+    yield from serve(monkeypatch, tmp_path, tpch_landing)
 
 
 def test_chunked_backfill_publishes_the_whole_range_once_at_the_end(chunked_ui):

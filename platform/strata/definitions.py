@@ -112,7 +112,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     sensors = [
         build_landing_sensor(files_datasets, group_jobs, settings.landing_dir, settings.sensor_interval_seconds),
         build_automation_sensor(settings.sensor_interval_seconds),
-        build_failure_alert_sensor(settings.alert_log or settings.data_dir / "alerts.log"),
+        build_failure_alert_sensor(settings.alert_log),
     ]
     if registry.broken:
         sensors.append(build_registry_errors_sensor(registry, keys))

@@ -44,7 +44,7 @@ class Settings(BaseModel):
     daily_schedule_at: str = Field(default="02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     backfill_chunk_days: int = Field(default=0, ge=0)
     sensor_interval_seconds: int = Field(default=30, ge=1)
-    alert_log: Path | None = None
+    alert_log: Path
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

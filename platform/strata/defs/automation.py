@@ -28,6 +28,7 @@ from pathlib import Path
 import dagster as dg
 
 from strata import alerting
+from strata.defs.jobs import partitions_by_key
 
 #: For raw datasets with a network source: 1 s, 2 s, 4 s (each ± up to that much), then fail.
 SOURCE_RETRY_POLICY = dg.RetryPolicy(
@@ -53,7 +54,7 @@ def condition_for(partitioned: bool, parents_partitioned: bool) -> dg.Automation
 
 def with_automation(assets: Sequence[dg.AssetsDefinition], raw_keys: set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     """``assets`` with an automation condition on every asset that is not in ``raw_keys``."""
-    partitioned = {key: a.partitions_def is not None for a in assets for key in a.keys}
+    partitioned = {key: p is not None for key, p in partitions_by_key(assets).items()}
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.key in raw_keys:

@@ -32,43 +32,39 @@ from strata.sources import arrivals
 MAX_RUNS_PER_TICK = 100
 
 
-def run_requests(
+def plan_runs(
     changed: Sequence[arrivals.LandedFile], group_jobs: Sequence[GroupJob]
-) -> tuple[list[dg.RunRequest], list[arrivals.LandedFile]]:
-    """The runs for ``changed`` files, and the files no run covers (out of range, no job).
+) -> tuple[list[tuple[dg.RunRequest, list[arrivals.LandedFile]]], list[arrivals.LandedFile]]:
+    """The runs for ``changed`` files, each with its files; and the files no run covers.
+
+    A file no run covers is out of its dataset's partitions, or its dataset is in no job.
 
     One run per (job, partition): ``job_name``, ``partition_key`` (None for snapshots),
     ``asset_selection`` (changed roots and their downstream in the job), ``run_key`` (hash of the
     files' identities) and tags ``strata/trigger=landing`` and ``strata/files`` (the paths).
     """
     job_of = {name: gj for gj in group_jobs for name in gj.roots}
-    groups: dict[tuple[str, str | None], list[arrivals.LandedFile]] = {}
+    groups: dict[tuple[str, str], list[arrivals.LandedFile]] = {}
     ignored = []
     for f in changed:
         gj = job_of.get(f.dataset)
         if gj is None or not f.in_range or (gj.partitions_def is not None and f.partition is None):
             ignored.append(f)
             continue
-        key = f.partition.isoformat() if f.partition else None
-        groups.setdefault((gj.job.name, key), []).append(f)
-    jobs = {gj.job.name: gj for gj in group_jobs}
-    requests = []
-    for (job_name, partition), files in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        gj = jobs[job_name]
-        identity = "\n".join(sorted(f"{f.dataset}/{f.relative}:{f.identity}" for f in files))
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{job_name}:{partition or 'snapshot'}:{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
-                job_name=job_name,
-                partition_key=partition,
-                asset_selection=gj.selection_for(sorted({gj.roots[f.dataset] for f in files}, key=str)),
-                tags={
-                    "strata/trigger": "landing",
-                    "strata/files": ", ".join(sorted(f.relative for f in files))[:1000],
-                },
-            )
+        groups.setdefault((gj.job.name, f.partition.isoformat() if f.partition else ""), []).append(f)
+    planned = []
+    for (job_name, partition), files in sorted(groups.items()):
+        gj = job_of[files[0].dataset]
+        identity = "\n".join(sorted(f"{f.key}:{f.identity}" for f in files))
+        request = dg.RunRequest(
+            run_key=f"{job_name}:{partition or 'snapshot'}:{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
+            job_name=job_name,
+            partition_key=partition or None,
+            asset_selection=gj.selection_for(sorted({gj.roots[f.dataset] for f in files}, key=str)),
+            tags={"strata/trigger": "landing", "strata/files": ", ".join(sorted(f.relative for f in files))[:1000]},
         )
-    return requests, ignored
+        planned.append((request, files))
+    return planned, ignored
 
 
 def build_landing_sensor(
@@ -92,23 +88,20 @@ def build_landing_sensor(
             context.update_cursor(arrivals.encode(arrivals.listing(files)))
             return dg.SkipReason(f"baseline: {len(files)} landing files recorded; later changes will run")
         changed = arrivals.changes(previous, files)
-        requests, ignored = run_requests(changed, group_jobs)
+        planned, ignored = plan_runs(changed, group_jobs)
         for f in ignored:
             context.log.warning(f"{f.relative}: no partition of {f.dataset} to load it into; not run")
-        kept = requests[:MAX_RUNS_PER_TICK]
-        # remember every file except those whose run waits for the next tick
-        waiting = {(r.job_name, r.partition_key) for r in requests[MAX_RUNS_PER_TICK:]}
-        seen = dict(previous)
-        job_of = {name: gj.job.name for gj in group_jobs for name in gj.roots}
-        for f in files:
-            part = f.partition.isoformat() if f.partition else None
-            if (job_of.get(f.dataset), part) not in waiting:
-                seen[f"{f.dataset}/{f.relative}"] = f.identity
-        present = {f"{f.dataset}/{f.relative}" for f in files}
-        seen = {k: v for k, v in seen.items() if k in present}
+        # remember the landing zone as it is, except the files whose run waits for the next tick
+        seen = arrivals.listing(files)
+        for _request, waiting in planned[MAX_RUNS_PER_TICK:]:
+            for f in waiting:
+                if f.key in previous:
+                    seen[f.key] = previous[f.key]
+                else:
+                    del seen[f.key]
         context.update_cursor(arrivals.encode(seen))
-        if not kept:
+        if not planned:
             return dg.SkipReason("no new or replaced landing files")
-        return kept
+        return [request for request, _files in planned[:MAX_RUNS_PER_TICK]]
 
     return landing_files

@@ -77,15 +77,13 @@ def build_publish_asset(marts: list[dg.AssetKey]) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             gate(con, [k.to_user_string() for k in selected], None)
             with wh.transaction(con):
-                con.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
                 for key in selected:
                     source = f"{key.path[0]}.{key.path[-1]}"
                     if not wh.table_exists(con, source):
                         context.log.warning(f"{source} is not built yet: nothing to publish")
                         continue
                     target = f"{PUBLISHED_SCHEMA}.{key.path[-1]}"
-                    con.execute(f"create or replace table {target} as select * from {source}")
-                    counts[key] = con.execute(f"select count(*) from {target}").fetchone()[0]
+                    counts[key] = wh.create_or_replace(con, target, f"select * from {source}")
         for key in selected:
             metadata = (
                 {"dagster/row_count": counts[key]}

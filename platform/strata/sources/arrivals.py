@@ -52,6 +52,11 @@ class LandedFile:
     in_range: bool = True
 
     @property
+    def key(self) -> str:
+        """``dataset/relative``: how the cursor names the file."""
+        return f"{self.dataset}/{self.relative}"
+
+    @property
     def identity(self) -> str:
         """``size:mtime_ns``: what changes when the file is replaced."""
         return f"{self.size}:{self.mtime_ns}"
@@ -123,12 +128,12 @@ def scan(datasets: Iterable[Dataset], landing_root: Path) -> list[LandedFile]:
 
 def listing(files: Iterable[LandedFile]) -> dict[str, str]:
     """``{dataset/relative: identity}``: what the cursor remembers."""
-    return {f"{f.dataset}/{f.relative}": f.identity for f in files}
+    return {f.key: f.identity for f in files}
 
 
 def changes(previous: Mapping[str, str], files: Iterable[LandedFile]) -> list[LandedFile]:
     """The files that are new or whose identity differs from ``previous`` (a :func:`listing`)."""
-    return [f for f in files if previous.get(f"{f.dataset}/{f.relative}") != f.identity]
+    return [f for f in files if previous.get(f.key) != f.identity]
 
 
 def encode(seen: Mapping[str, str]) -> str:
