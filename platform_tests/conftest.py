@@ -20,6 +20,10 @@ from strata.demo.tpch import generate
 from strata.settings import Settings
 
 TEST_SCALE_FACTOR = 0.01
+#: The real-size scale factor: 150,000 orders and ~600,000 line items, more than one DuckDB row
+#: group (122,880 rows) per table. DuckDB's storage behaves differently past a row group.
+REAL_SIZE_SCALE_FACTOR = 0.1
+ROW_GROUP_ROWS = 122_880
 BIN = Path(sys.executable).parent
 
 
@@ -28,6 +32,14 @@ def tpch_landing(tmp_path_factory) -> Path:
     """A TPC-H SF 0.01 landing zone, generated once per session. Tests must not modify it."""
     root = tmp_path_factory.mktemp("landing")
     generate(root, TEST_SCALE_FACTOR)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tpch_landing_real_size(tmp_path_factory) -> Path:
+    """A TPC-H SF 0.1 landing zone (every table past one row group), generated once per session."""
+    root = tmp_path_factory.mktemp("landing_sf01")
+    generate(root, REAL_SIZE_SCALE_FACTOR)
     return root
 
 

@@ -119,6 +119,9 @@ def _run_tpchgen(out: Path, scale_factor: float) -> None:
 def _lay_out(raw: Path, out: Path) -> int:
     """Split the generated tables into the landing layout; return the number of files written."""
     con = duckdb.connect()
+    # One file per day: DuckDB closes and later re-opens a partition's file (a second part) once
+    # more than `partitioned_write_max_open_files` partitions are open (100 by default, 1.5).
+    con.execute(f"set partitioned_write_max_open_files = {len(order_dates()) + 1}")
     split = out.parent / "split"
     split.mkdir(parents=True, exist_ok=True)
     count = 0
