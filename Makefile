@@ -15,6 +15,8 @@ export DAGSTER_HOME ?= $(STRATA_DATA_DIR)/dagster_home
 export STRATA_TPCH_SF ?= 0.1
 # One "planned" event per asset for a range run instead of one per partition (see docs/benchmarks.md).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
+# A step's per-partition materializations are stored as one batch (dagster.yaml's event log storage).
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 HOST ?= 127.0.0.1
 PORT ?= 3000

@@ -14,10 +14,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from strata.dbt_manifest import parse_project
 from strata.demo.tpch import generate
-from strata.settings import Settings
+from strata.settings import PROJECT_ROOT, Settings
 
 TEST_SCALE_FACTOR = 0.01
 #: The real-size scale factor: 150,000 orders and ~600,000 line items, more than one DuckDB row
@@ -63,6 +64,7 @@ def make_settings(monkeypatch, data_dir: Path, landing: Path) -> Settings:
     monkeypatch.setenv("STRATA_LANDING_DIR", str(landing))
     monkeypatch.setenv("STRATA_WAREHOUSE_PATH", str(data_dir / "warehouse.duckdb"))
     monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     return Settings.from_env()
 
 
@@ -117,10 +119,21 @@ class Platform:
             return con.execute(sql, params or []).fetchall()
 
 
+#: The event log storage of the project's dagster.yaml: tests store events as `make run` does.
+INSTANCE_STORAGE = {
+    "event_log_storage": yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["event_log_storage"]
+}
+
+
+def strata_instance(overrides: dict | None = None):
+    """``dg.instance_for_test`` with the project's event log storage (and ``overrides``)."""
+    return dg.instance_for_test(overrides={**INSTANCE_STORAGE, **(overrides or {})})
+
+
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    """An ephemeral Dagster instance (SQLite in a temp dir)."""
-    with dg.instance_for_test() as inst:
+    """An ephemeral Dagster instance (SQLite in a temp dir, the project's event log storage)."""
+    with strata_instance() as inst:
         yield inst
 
 
@@ -139,7 +152,7 @@ SEEDED_KEYS = ("1995-01-01", "1995-01-31")
 def seeded_warehouse(tmp_path_factory, tpch_landing) -> Path:
     """A warehouse built once through Dagster: every snapshot and dimension, and January 1995."""
     data = tmp_path_factory.mktemp("seeded")
-    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as inst:
+    with pytest.MonkeyPatch.context() as mp, strata_instance() as inst:
         platform = Platform(make_settings(mp, data, tpch_landing), inst)
         platform.load_snapshots()
         start, end = SEEDED_KEYS

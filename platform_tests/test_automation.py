@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
-from conftest import Platform, copy_of, daily_file, make_settings
+from conftest import Platform, copy_of, daily_file, make_settings, strata_instance
 
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.settings import ASSETS_CONFIG_DIR
@@ -73,7 +73,7 @@ def test_daily_schedule_runs_yesterday_with_its_lookback(seeded):
 
 def test_the_lookback_corrects_a_day_whose_file_came_late(monkeypatch, tmp_path, landing_copy, seeded_warehouse):
     """Day D loads with half its orders; the rest arrive late; the next daily run fixes D's mart."""
-    with dg.instance_for_test() as instance:
+    with strata_instance() as instance:
         settings = make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), landing_copy)
         platform = Platform(settings, instance)
         orders, lines = daily_file(landing_copy, "orders", DAY), daily_file(landing_copy, "lineitem", DAY)
@@ -154,7 +154,7 @@ def test_automation_propagates_to_marts_and_to_an_unpartitioned_child(
         "name: order_lines_summary\nlayer: mart\ndescription: All-time line count and revenue.\n"
         "select: select count(*) as lines, sum(net_revenue) as revenue from marts.fct_order_lines\n"
     )
-    with dg.instance_for_test() as instance:
+    with strata_instance() as instance:
         settings = make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), tpch_landing)
         platform = Platform(settings, instance, [ASSETS_CONFIG_DIR, config])
         summary = dg.AssetKey(["marts", "order_lines_summary"])

@@ -11,7 +11,7 @@ from datetime import date
 
 import dagster as dg
 import pytest
-from conftest import make_settings
+from conftest import make_settings, strata_instance
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
@@ -36,7 +36,7 @@ def serve(monkeypatch, tmp_path, tpch_landing):
     """A Dagster instance and the strata code location served out of process."""
     settings = make_settings(monkeypatch, tmp_path / "data", tpch_landing)
     with (
-        dg.instance_for_test(overrides=RUN_LAUNCHER) as instance,
+        strata_instance(RUN_LAUNCHER) as instance,
         define_out_of_process_workspace(
             str(PROJECT_ROOT / "platform" / "strata" / "definitions.py"), "defs", instance
         ) as workspace,

@@ -103,3 +103,22 @@ class BlockedByChecksError(StrataError):
             f"not built: {len(failures)} blocking check(s) failed upstream for this window:\n  {shown}\n"
             "Fix the upstream data and re-materialize it; this asset will then build."
         )
+
+
+class BlockingChecksFailedError(StrataError):
+    """Blocking checks failed on what a step just wrote: nothing downstream runs on those partitions.
+
+    Attributes:
+        asset: the asset key the checks judge (``raw/tpch_orders``).
+        lines: one line per failed check, naming it, how many partitions failed, the first one and
+            its detail (:meth:`strata.checks.CheckOutcome.failure_line`).
+    """
+
+    def __init__(self, asset: str, lines: Sequence[str], where: str = ""):
+        self.asset = asset
+        self.lines = list(lines)
+        shown = "\n  ".join(self.lines)
+        super().__init__(
+            f"{asset}: {len(self.lines)} blocking check(s) failed:\n  {shown}\n"
+            + (where or "The check's metadata in the UI lists the failing partitions (up to 20) with details.")
+        )

@@ -73,6 +73,7 @@ def stack(tmp_path_factory, tpch_landing, postgres):
         "STRATA_BACKFILL_CHUNK_DAYS": str(CHUNK_DAYS),
         "STRATA_SENSOR_INTERVAL_SECONDS": "5",
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
+        "DAGSTER_EVENT_BATCH_SIZE": "1000",
     }
     env.pop("STRATA_ALERT_WEBHOOK_URL", None)
     prod = ProdStack(env, root / "dagster_home", root / "logs")

@@ -258,10 +258,10 @@ def test_dagster_retries_a_transient_source_error_with_backoff_and_jitter(api, m
     """The source gives up at once (attempts: 1); the step's RetryPolicy runs it again until the
     API recovers, and the re-run replaces, so the table holds each record once."""
     import dagster as dg
-    from conftest import Platform, make_settings
+    from conftest import Platform, make_settings, strata_instance
 
     api.faults = {("page", 2): [500, 500]}
-    with dg.instance_for_test() as instance:
+    with strata_instance() as instance:
         platform = Platform(
             make_settings(monkeypatch, tmp_path / "data", tpch_landing), instance, [registry_dir(tmp_path, api, 1)]
         )
@@ -275,10 +275,10 @@ def test_dagster_retries_a_transient_source_error_with_backoff_and_jitter(api, m
 
 def test_a_malformed_page_is_not_retried_by_dagster(api, monkeypatch, tmp_path, tpch_landing):
     import dagster as dg
-    from conftest import Platform, make_settings
+    from conftest import Platform, make_settings, strata_instance
 
     api.faults = {("page", 2): ["malformed"] * 5}
-    with dg.instance_for_test() as instance:
+    with strata_instance() as instance:
         platform = Platform(
             make_settings(monkeypatch, tmp_path / "data", tpch_landing), instance, [registry_dir(tmp_path, api, 1)]
         )

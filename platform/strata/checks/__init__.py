@@ -54,6 +54,20 @@ class CheckOutcome:
         """Error severity blocks what is downstream."""
         return self.severity == "error"
 
+    def failure_line(self) -> str:
+        """One line a person can act on: ``row_accounting failed on 2,406 days, first 1992-01-01: <detail>``.
+
+        An unpartitioned check: ``<name> failed: <detail>``. Empty when the check passed.
+        """
+        failed = self.failed_partitions
+        if not failed:
+            return ""
+        first = failed[0]
+        if first.partition is None:
+            return f"{self.name} failed: {first.detail}"
+        days = f"{len(failed):,} day{'s' if len(failed) > 1 else ''}"
+        return f"{self.name} failed on {days}, first {first.partition}: {first.detail}"
+
     def summary(self) -> dict:
         """Metadata naming the partitions covered and failed, plus the check's own metadata."""
         covered = [p.partition for p in self.partitions if p.partition is not None]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 import duckdb
+import pyarrow as pa
 
 from strata import warehouse
 from strata.checks import CheckOutcome
@@ -22,6 +23,21 @@ TABLE = "quality.check_results"
 _DDL = f"""create table if not exists {TABLE} (
     asset varchar, check_name varchar, partition_date date, passed boolean, severity varchar,
     blocking boolean, detail varchar, run_id varchar, evaluated_at timestamptz)"""
+
+
+_SCHEMA = pa.schema(
+    [
+        ("asset", pa.string()),
+        ("check_name", pa.string()),
+        ("partition_date", pa.date32()),
+        ("passed", pa.bool_()),
+        ("severity", pa.string()),
+        ("blocking", pa.bool_()),
+        ("detail", pa.string()),
+        ("run_id", pa.string()),
+        ("evaluated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -33,32 +49,36 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 def record(con: duckdb.DuckDBPyConnection, asset: str, outcomes: Iterable[CheckOutcome], run_id: str) -> None:
     """Replace the stored results of ``asset``'s checks for the partitions the outcomes cover."""
     ensure_table(con)
+    now = datetime.now(UTC)
     rows = [
-        (
-            asset,
-            o.name,
-            p.partition,
-            p.passed,
-            o.severity,
-            o.blocking,
-            p.detail[:500],
-            run_id,
-            datetime.now(UTC),
-        )
+        {
+            "asset": asset,
+            "check_name": o.name,
+            "partition_date": p.partition,
+            "passed": p.passed,
+            "severity": o.severity,
+            "blocking": o.blocking,
+            "detail": p.detail[:500],
+            "run_id": run_id,
+            "evaluated_at": now,
+        }
         for o in outcomes
         for p in o.partitions
     ]
     if not rows:
         return
-    with warehouse.transaction(con):
-        con.execute("create or replace temp table __strata_results as select * from " + TABLE + " limit 0").fetchall()
-        con.executemany("insert into __strata_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        con.execute(
-            f"delete from {TABLE} t using __strata_results n where t.asset = n.asset and t.check_name = n.check_name "
-            "and t.partition_date is not distinct from n.partition_date"
-        ).fetchall()
-        con.execute(f"insert into {TABLE} select * from __strata_results").fetchall()
-        con.execute("drop table __strata_results").fetchall()
+    # one Arrow table, not executemany: a 2,406-day run has ~20,000 rows (executemany: ~8 s)
+    batch = pa.Table.from_pylist(rows, schema=_SCHEMA)
+    con.register("__strata_results", batch)
+    try:
+        with warehouse.transaction(con):
+            con.execute(
+                f"delete from {TABLE} t using __strata_results n where t.asset = n.asset "
+                "and t.check_name = n.check_name and t.partition_date is not distinct from n.partition_date"
+            ).fetchall()
+            con.execute(f"insert into {TABLE} by name select * from __strata_results").fetchall()
+    finally:
+        con.unregister("__strata_results")
 
 
 def blocking_failures(

@@ -17,6 +17,7 @@ No ``from __future__ import annotations`` here: Dagster reads the context annota
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -27,6 +28,7 @@ from strata.defs.dbt_project import dbt_project
 from strata.defs.partitions import window_of
 from strata.defs.quality_gate import gate, record_check_events, upstream_keys
 from strata.defs.resources import Warehouse
+from strata.errors import BlockingChecksFailedError
 from strata.sources import DateWindow
 
 INCREMENTAL = "config.materialized:incremental"
@@ -109,6 +111,29 @@ def _add_partition_row_counts(
                 )
 
 
+def failed_tests_error(events: list, window: DateWindow | None, error: Exception) -> dg.Failure:
+    """The step's failure: every failed blocking dbt test, with the window and its failing rows.
+
+    dagster-dbt's own error says only that ``dbt build`` exited non-zero; this names each test,
+    the model it judges, how many rows failed and the days the run covered.
+    """
+    span = f"{window.start} .. {window.end - timedelta(days=1)}" if window is not None else "the whole table"
+    lines = []
+    for e in events:
+        if isinstance(e, dg.AssetCheckResult | dg.AssetCheckEvaluation) and not e.passed:
+            if e.severity == dg.AssetCheckSeverity.WARN:
+                continue
+            rows = e.metadata.get("dagster_dbt/failed_row_count")
+            count = f"{rows.value:,} failing row(s)" if rows is not None else "failed"
+            lines.append(f"{e.asset_key.to_user_string()} {e.check_name}: {count} in {span}")
+    if not lines:
+        return dg.Failure(f"dbt build failed ({span}): {str(error).strip()[:2000]}", allow_retries=False)
+    message = BlockingChecksFailedError(
+        "dbt", lines, "Query the test's SQL in dbt/target/run for the failing rows; nothing downstream was built."
+    )
+    return dg.Failure(str(message), allow_retries=False)
+
+
 def build_dbt_assets(
     daily: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy | None = None
 ) -> list[dg.AssetsDefinition]:
@@ -140,7 +165,7 @@ def build_dbt_assets(
             record_check_events(con, events, window, context.run_id)
         yield from events
         if error is not None:
-            raise error
+            raise failed_tests_error(events, window, error) from error
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -158,6 +183,6 @@ def build_dbt_assets(
             record_check_events(con, events, None, context.run_id)
         yield from events
         if error is not None:
-            raise error
+            raise failed_tests_error(events, None, error) from error
 
     return [dbt_incremental, dbt_full_refresh]

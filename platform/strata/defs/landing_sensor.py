@@ -1,16 +1,21 @@
-"""The landing-zone sensor: a new or replaced file runs exactly its partition, through the marts.
+"""The landing-zone sensor: new or replaced files run their partitions, through the marts.
 
-Each tick lists the files every files source matches (:mod:`strata.sources.arrivals`) and
-compares them with the listing kept in the sensor's cursor. Changed files are grouped by job
-and partition; each group is one run of the group's job (:mod:`strata.defs.jobs`) for that day,
-selecting the changed datasets and what is downstream of them. A snapshot file runs its dataset.
+Each tick lists the files every files source matches (:mod:`strata.sources.arrivals`) and keeps
+those that arrived since the high-water marks in the sensor's cursor. Their days are grouped per
+job (:mod:`strata.defs.jobs`) into runs of **contiguous days**: one new file is a one-day run, a
+new dataset's two years of history or a restored folder is one range run per unbroken stretch of
+days (the assets' single-run backfill policy makes a range one step per asset), never one run per
+file. Each run selects the datasets whose files changed and what is downstream of them. A snapshot
+file runs its dataset.
 
-* ``run_key`` is a hash of the group's file identities (path, size, mtime): Dagster never starts
-  two runs with one run key for a sensor, so an unchanged file never re-triggers, a replaced file
-  does, and a tick that is evaluated again after a daemon restart (its cursor not yet saved)
-  requests the same keys and starts nothing twice.
+* ``run_key`` is a hash of the run's files' identities (path, size, mtime, ctime): Dagster never
+  starts two runs with one run key for a sensor, so a tick that is evaluated again after a daemon
+  restart (its cursor not yet saved) requests the same keys and starts nothing twice, and a
+  replaced file (new ctime) runs again.
 * The first tick records the landing zone as it is (a baseline) and requests nothing: files
   that were there before the sensor ran are the backfill's job, not the sensor's.
+* A dataset missing from the registry for a while (its file broken) keeps its mark in the cursor:
+  once fixed, only the files that arrived in between run.
 * Producers should write a file under another name and rename it into place, so that the
   sensor never sees half a file. A half-written file fails its load cleanly and the finished
   file triggers again.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -28,8 +34,38 @@ from strata.defs.jobs import GroupJob
 from strata.registry.models import Dataset
 from strata.sources import arrivals
 
-#: How many changed partitions one tick requests at most; the rest wait for the next tick.
-MAX_RUNS_PER_TICK = 100
+#: Tags naming a range run's first and last partition (Dagster's single-run backfill tags).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def contiguous(days: Sequence[date]) -> list[tuple[date, date]]:
+    """``[(first, last), ...]``: the sorted distinct ``days`` split into unbroken stretches (inclusive)."""
+    spans: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if spans and day == spans[-1][1] + timedelta(days=1):
+            spans[-1] = (spans[-1][0], day)
+        else:
+            spans.append((day, day))
+    return spans
+
+
+def _request(gj: GroupJob, files: list[arrivals.LandedFile], span: tuple[date, date] | None) -> dg.RunRequest:
+    identity = "\n".join(sorted(f"{f.key}:{f.identity}" for f in files))
+    label = "snapshot" if span is None else (f"{span[0]}" if span[0] == span[1] else f"{span[0]}...{span[1]}")
+    tags = {"strata/trigger": "landing", "strata/files": ", ".join(sorted(f.relative for f in files))[:1000]}
+    partition_key = None
+    if span is not None and span[0] == span[1]:
+        partition_key = span[0].isoformat()
+    elif span is not None:
+        tags |= {RANGE_START_TAG: span[0].isoformat(), RANGE_END_TAG: span[1].isoformat()}
+    return dg.RunRequest(
+        run_key=f"{gj.job.name}:{label}:{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
+        job_name=gj.job.name,
+        partition_key=partition_key,
+        asset_selection=gj.selection_for(sorted({gj.roots[f.dataset] for f in files}, key=str)),
+        tags=tags,
+    )
 
 
 def plan_runs(
@@ -39,31 +75,29 @@ def plan_runs(
 
     A file no run covers is out of its dataset's partitions, or its dataset is in no job.
 
-    One run per (job, partition): ``job_name``, ``partition_key`` (None for snapshots),
-    ``asset_selection`` (changed roots and their downstream in the job), ``run_key`` (hash of the
-    files' identities) and tags ``strata/trigger=landing`` and ``strata/files`` (the paths).
+    Per job: one run per stretch of contiguous days, with ``partition_key`` (one day) or the
+    range tags (several), or one unpartitioned run for a snapshot job. ``asset_selection`` is the
+    changed roots and their downstream in the job; ``run_key`` hashes the files' identities; tags
+    ``strata/trigger=landing`` and ``strata/files`` (the paths).
     """
     job_of = {name: gj for gj in group_jobs for name in gj.roots}
-    groups: dict[tuple[str, str], list[arrivals.LandedFile]] = {}
+    by_job: dict[str, list[arrivals.LandedFile]] = {}
     ignored = []
     for f in changed:
         gj = job_of.get(f.dataset)
         if gj is None or not f.in_range or (gj.partitions_def is not None and f.partition is None):
             ignored.append(f)
             continue
-        groups.setdefault((gj.job.name, f.partition.isoformat() if f.partition else ""), []).append(f)
+        by_job.setdefault(gj.job.name, []).append(f)
     planned = []
-    for (job_name, partition), files in sorted(groups.items()):
+    for files in (by_job[name] for name in sorted(by_job)):
         gj = job_of[files[0].dataset]
-        identity = "\n".join(sorted(f"{f.key}:{f.identity}" for f in files))
-        request = dg.RunRequest(
-            run_key=f"{job_name}:{partition or 'snapshot'}:{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
-            job_name=job_name,
-            partition_key=partition or None,
-            asset_selection=gj.selection_for(sorted({gj.roots[f.dataset] for f in files}, key=str)),
-            tags={"strata/trigger": "landing", "strata/files": ", ".join(sorted(f.relative for f in files))[:1000]},
-        )
-        planned.append((request, files))
+        if gj.partitions_def is None:
+            planned.append((_request(gj, files, None), files))
+            continue
+        for first, last in contiguous([f.partition for f in files if f.partition is not None]):
+            in_span = [f for f in files if first <= f.partition <= last]  # type: ignore[operator]
+            planned.append((_request(gj, in_span, (first, last)), in_span))
     return planned, ignored
 
 
@@ -79,29 +113,20 @@ def build_landing_sensor(
         jobs=[gj.job for gj in files_jobs],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="New or replaced landing files run their partitions through the marts.",
+        description="New or replaced landing files run their partitions (contiguous days in one run) through the marts.",
     )
     def landing_files(context: dg.SensorEvaluationContext):
         files = arrivals.scan(datasets, landing_root)
         previous = arrivals.decode(context.cursor)
         if previous is None:
-            context.update_cursor(arrivals.encode(arrivals.listing(files)))
+            context.update_cursor(arrivals.encode(arrivals.mark(files)))
             return dg.SkipReason(f"baseline: {len(files)} landing files recorded; later changes will run")
-        changed = arrivals.changes(previous, files)
-        planned, ignored = plan_runs(changed, group_jobs)
+        planned, ignored = plan_runs(arrivals.changes(previous, files), group_jobs)
         for f in ignored:
             context.log.warning(f"{f.relative}: no partition of {f.dataset} to load it into; not run")
-        # remember the landing zone as it is, except the files whose run waits for the next tick
-        seen = arrivals.listing(files)
-        for _request, waiting in planned[MAX_RUNS_PER_TICK:]:
-            for f in waiting:
-                if f.key in previous:
-                    seen[f.key] = previous[f.key]
-                else:
-                    del seen[f.key]
-        context.update_cursor(arrivals.encode(seen))
+        context.update_cursor(arrivals.encode(arrivals.advance(previous, files)))
         if not planned:
             return dg.SkipReason("no new or replaced landing files")
-        return [request for request, _files in planned[:MAX_RUNS_PER_TICK]]
+        return [request for request, _files in planned]
 
     return landing_files

@@ -23,7 +23,7 @@ from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.partitions import daily_partitions, window_of
 from strata.defs.quality_gate import gate
 from strata.defs.resources import LandingZone, Warehouse
-from strata.errors import StrataError
+from strata.errors import BlockingChecksFailedError, StrataError
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
 from strata.registry.models import Dataset, duration_seconds
@@ -237,8 +237,16 @@ def build_dataset_asset(
                 passed=outcome.passed,
                 metadata=check_metadata(outcome.summary()),
                 severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
-                description="; ".join(p.detail for p in outcome.failed_partitions[:3]) or None,
+                description=outcome.failure_line() or None,
             )
+        failed = [o.failure_line() for o in outcomes if o.blocking and not o.passed]
+        if failed:
+            where = (
+                f"Rows that broke the contract are in quarantine.{dataset.name} with the rule and reason."
+                if dataset.layer == "raw"
+                else ""
+            )
+            raise dg.Failure(str(BlockingChecksFailedError(key.to_user_string(), failed, where)), allow_retries=False)
 
     return _dataset
 

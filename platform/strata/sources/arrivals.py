@@ -1,10 +1,18 @@
 """Landing-zone arrivals: which files of which datasets are new or changed since the last look.
 
-A file's identity is ``(path relative to the landing root, size in bytes, mtime in ns)``: a file
-that is replaced (new content, or merely re-written) gets a new identity, an untouched file keeps
-it. :func:`scan` lists the identity and partition of every file the registry's files sources
-match; :func:`changes` compares two listings. The listing is kept between looks as a compact
-cursor (:func:`encode` / :func:`decode`: JSON, zlib, base64; about 15 bytes per file).
+A file's identity is ``(path relative to the landing root, size in bytes, mtime, ctime)``, both
+times in ns. The inode change time (ctime) is set by the kernel whenever a file is written,
+renamed into place or has its metadata changed, and no program can set it back: a file replaced
+by one of the same size and mtime (a corrected re-delivery, ``cp -p``, ``rsync -t``) still gets a
+new ctime.
+
+What a look has seen is kept per dataset as a high-water mark (:class:`Seen`): the largest ctime
+seen, and the files whose ctime equals it (a coarse clock gives several files one ctime). A file
+is new when its ctime is above the mark, or equal to it and not among those files. The cursor
+(:func:`encode` / :func:`decode`, plain JSON) is a few dozen bytes per dataset, whatever the
+number of files. A dataset that is not scanned in a look (its registry file is broken, say) keeps
+its mark, so that its files are neither lost nor all new once it is back; a dataset the cursor
+does not know yet (new, or restored) has every file new.
 
 A partitioned dataset's path must contain ``{date}`` (``tpch/orders/orders_{date}.parquet``,
 ``events/dt={date}/*.parquet``): the date in the matched path is the file's partition. Files
@@ -16,11 +24,9 @@ This module knows nothing of Dagster.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -40,6 +46,7 @@ class LandedFile:
         relative: the path relative to the landing root (``/``-separated).
         size: bytes.
         mtime_ns: modification time, nanoseconds since the epoch.
+        ctime_ns: inode change time, nanoseconds since the epoch (write, rename, metadata change).
         partition: the day the file belongs to; None for an unpartitioned dataset (or out of range).
         in_range: False when the file's date is outside the dataset's partitions.
     """
@@ -48,6 +55,7 @@ class LandedFile:
     relative: str
     size: int
     mtime_ns: int
+    ctime_ns: int
     partition: date | None = None
     in_range: bool = True
 
@@ -58,8 +66,8 @@ class LandedFile:
 
     @property
     def identity(self) -> str:
-        """``size:mtime_ns``: what changes when the file is replaced."""
-        return f"{self.size}:{self.mtime_ns}"
+        """``size:mtime_ns:ctime_ns``: what changes when the file is replaced or touched."""
+        return f"{self.size}:{self.mtime_ns}:{self.ctime_ns}"
 
 
 def path_regex(pattern: str) -> re.Pattern[str]:
@@ -122,35 +130,84 @@ def scan(datasets: Iterable[Dataset], landing_root: Path) -> list[LandedFile]:
                     else:
                         in_range = day >= first and (last is None or day <= last)
                         day = day if in_range else None
-                found.append(LandedFile(ds.name, relative, stat.st_size, stat.st_mtime_ns, day, in_range))
+                found.append(
+                    LandedFile(ds.name, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, day, in_range)
+                )
     return found
 
 
-def listing(files: Iterable[LandedFile]) -> dict[str, str]:
-    """``{dataset/relative: identity}``: what the cursor remembers."""
-    return {f.key: f.identity for f in files}
+@dataclass(frozen=True)
+class Seen:
+    """One dataset's high-water mark: the largest ctime seen (ns) and the files that have it.
+
+    Attributes:
+        ctime_ns: the largest inode change time among the files seen.
+        at_mark: paths (relative to the landing root) of the seen files whose ctime is ``ctime_ns``.
+    """
+
+    ctime_ns: int
+    at_mark: frozenset[str]
+
+    def is_new(self, f: LandedFile) -> bool:
+        """Whether ``f`` arrived (or changed) after this mark."""
+        return f.ctime_ns > self.ctime_ns or (f.ctime_ns == self.ctime_ns and f.relative not in self.at_mark)
 
 
-def changes(previous: Mapping[str, str], files: Iterable[LandedFile]) -> list[LandedFile]:
-    """The files that are new or whose identity differs from ``previous`` (a :func:`listing`)."""
-    return [f for f in files if previous.get(f.key) != f.identity]
+def mark(files: Iterable[LandedFile]) -> dict[str, Seen]:
+    """``{dataset: Seen}`` after looking at ``files`` (datasets without files are absent)."""
+    by_dataset: dict[str, list[LandedFile]] = {}
+    for f in files:
+        by_dataset.setdefault(f.dataset, []).append(f)
+    out = {}
+    for name, group in by_dataset.items():
+        top = max(f.ctime_ns for f in group)
+        out[name] = Seen(top, frozenset(f.relative for f in group if f.ctime_ns == top))
+    return out
 
 
-def encode(seen: Mapping[str, str]) -> str:
-    """A listing as a compact cursor string (JSON, zlib level 9, URL-safe base64)."""
-    raw = json.dumps(dict(sorted(seen.items())), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode()
+def changes(previous: Mapping[str, Seen], files: Iterable[LandedFile]) -> list[LandedFile]:
+    """The files that are new since ``previous``: above a dataset's mark, or of a dataset it lacks."""
+    return [f for f in files if f.dataset not in previous or previous[f.dataset].is_new(f)]
 
 
-def decode(cursor: str | None) -> dict[str, str] | None:
-    """The listing in ``cursor``; None when there is no cursor yet (the first look).
+def advance(previous: Mapping[str, Seen], files: Iterable[LandedFile]) -> dict[str, Seen]:
+    """The marks after a look at ``files``.
 
-    Raises:
-        ValueError: the cursor is not one :func:`encode` wrote.
+    A dataset's mark never goes back. A dataset the cursor knows but that has no files in this
+    look (not in the registry right now, or its folder emptied) keeps its mark.
+    """
+    out = dict(previous)
+    for name, seen in mark(files).items():
+        old = previous.get(name)
+        if old is None or seen.ctime_ns > old.ctime_ns:
+            out[name] = seen
+        elif seen.ctime_ns == old.ctime_ns:
+            out[name] = Seen(old.ctime_ns, old.at_mark | seen.at_mark)
+    return out
+
+
+#: The cursor format's version, first in the JSON; any other cursor is treated as absent.
+CURSOR_VERSION = 2
+
+
+def encode(marks: Mapping[str, Seen]) -> str:
+    """The marks as a cursor: ``{"v": 2, "marks": {dataset: [ctime_ns, [paths at the mark]]}}``."""
+    body = {name: [seen.ctime_ns, sorted(seen.at_mark)] for name, seen in sorted(marks.items())}
+    return json.dumps({"v": CURSOR_VERSION, "marks": body}, separators=(",", ":"))
+
+
+def decode(cursor: str | None) -> dict[str, Seen] | None:
+    """The marks in ``cursor``; None when there is none yet, or it is of another format (a baseline).
+
+    A cursor written by an earlier version (a full listing) is not read: the sensor takes a new
+    baseline rather than treating every file as new.
     """
     if not cursor:
         return None
     try:
-        return json.loads(zlib.decompress(base64.urlsafe_b64decode(cursor.encode())))
-    except (zlib.error, json.JSONDecodeError, ValueError) as err:
-        raise ValueError(f"not a landing-zone cursor: {err}") from err
+        data = json.loads(cursor)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
+        return None
+    return {name: Seen(int(top), frozenset(paths)) for name, (top, paths) in data["marks"].items()}
