@@ -113,7 +113,7 @@ def build_landing_sensor(
         jobs=[gj.job for gj in files_jobs],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="New or replaced landing files run their partitions (contiguous days in one run) through the marts.",
+        description="New or replaced landing files run their days (contiguous ones in one run) through the marts.",
     )
     def landing_files(context: dg.SensorEvaluationContext):
         files = arrivals.scan(datasets, landing_root)
