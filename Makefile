@@ -37,7 +37,7 @@ install-dev: $(VENV)/.dev
 run: install
 	$(BIN)/strata demo generate
 	$(BIN)/strata prepare
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	scripts/serve.sh $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check platform platform_tests bench

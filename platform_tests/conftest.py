@@ -119,10 +119,9 @@ class Platform:
             return con.execute(sql, params or []).fetchall()
 
 
-#: The event log storage of the project's dagster.yaml: tests store events as `make run` does.
-INSTANCE_STORAGE = {
-    "event_log_storage": yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["event_log_storage"]
-}
+#: From the project's dagster.yaml: tests store events and capture Strata's logs as `make run` does.
+_PROJECT_INSTANCE = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+INSTANCE_STORAGE = {k: _PROJECT_INSTANCE[k] for k in ("event_log_storage", "python_logs")}
 
 
 def strata_instance(overrides: dict | None = None):

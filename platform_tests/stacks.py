@@ -1,8 +1,11 @@
-"""The production process layout for end-to-end tests: the strata gRPC code server, dagster-daemon
-and dagster-webserver as separate processes, on a real PostgreSQL instance storage.
+"""Strata's two process layouts, started for real by end-to-end tests.
 
-The same files as ``make prod``: ``deploy/dagster.prod.yaml`` is the instance's dagster.yaml;
-the workspace is ``deploy/workspace.grpc.yaml`` with the test's free port instead of 4266.
+* :class:`EmbeddedStack`: ``dagster dev`` on the project's ``dagster.yaml`` and ``workspace.yaml``
+  (SQLite instance storage), as ``make run`` starts it.
+* :class:`ProdStack`: the strata gRPC code server, dagster-daemon and dagster-webserver as
+  separate processes, on a real PostgreSQL instance storage. The same files as ``make prod``:
+  ``deploy/dagster.prod.yaml`` is the instance's dagster.yaml; the workspace is
+  ``deploy/workspace.grpc.yaml`` with the test's free port instead of 4266.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ BIN = Path(sys.executable).parent
 
 
 @dataclass
-class ProdStack:
+class Stack:
     """Processes and their environment. ``url`` is the webserver's root."""
 
     env: dict[str, str]
@@ -49,46 +52,14 @@ class ProdStack:
         )
 
     def start(self) -> None:
-        """Start the code server, then the daemon and the webserver; wait until the UI answers."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
-        (self.home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "dagster.prod.yaml").read_text())
-        self.workspace.write_text(
-            (PROJECT_ROOT / "deploy" / "workspace.grpc.yaml").read_text().replace("4266", str(self.grpc_port))
-        )
-        self._spawn(
-            "code_server",
-            [
-                str(BIN / "dagster"),
-                "api",
-                "grpc",
-                "-m",
-                "strata.definitions",
-                "-a",
-                "defs",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.grpc_port),
-            ],
-        )
-        self._wait(
-            lambda: (
-                subprocess.run(
-                    [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(self.grpc_port)],
-                    capture_output=True,
-                    env=self.env,
-                ).returncode
-                == 0
-            ),
-            "code server",
-        )
-        self.start_daemon()
-        self._spawn(
-            "webserver",
-            [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(self.web_port)],
-        )
-        self._wait(lambda: self._ok(f"{self.url}/server_info"), "webserver")
+        """Start the processes; wait until the UI answers."""
+        raise NotImplementedError
+
+    def instance(self):
+        """A DagsterInstance on the stack's ``DAGSTER_HOME`` (the caller closes it)."""
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(self.home))
 
     def start_daemon(self) -> None:
         self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
@@ -148,3 +119,75 @@ def wait_for(condition, timeout_seconds: float, interval: float = 2.0, what: str
             return value
         time.sleep(interval)
     raise TimeoutError(f"{what}: not met after {timeout_seconds} s")
+
+
+@dataclass
+class ProdStack(Stack):
+    """The production layout: code server, daemon and webserver; PostgreSQL instance storage."""
+
+    def start(self) -> None:
+        """Start the code server, then the daemon and the webserver; wait until the UI answers."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        (self.home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "dagster.prod.yaml").read_text())
+        self.workspace.write_text(
+            (PROJECT_ROOT / "deploy" / "workspace.grpc.yaml").read_text().replace("4266", str(self.grpc_port))
+        )
+        self._spawn(
+            "code_server",
+            [
+                str(BIN / "dagster"),
+                "api",
+                "grpc",
+                "-m",
+                "strata.definitions",
+                "-a",
+                "defs",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.grpc_port),
+            ],
+        )
+        self._wait(
+            lambda: (
+                subprocess.run(
+                    [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(self.grpc_port)],
+                    capture_output=True,
+                    env=self.env,
+                ).returncode
+                == 0
+            ),
+            "code server",
+        )
+        self.start_daemon()
+        self._spawn(
+            "webserver",
+            [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(self.web_port)],
+        )
+        self._wait(lambda: self._ok(f"{self.url}/server_info"), "webserver")
+
+
+@dataclass
+class EmbeddedStack(Stack):
+    """The embedded default: ``dagster dev`` with the project's dagster.yaml (SQLite), as ``make run``."""
+
+    def start(self) -> None:
+        """Start ``dagster dev``; wait until the UI answers."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        (self.home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+        self._spawn(
+            "dagster_dev",
+            [
+                str(BIN / "dagster"),
+                "dev",
+                "-w",
+                str(PROJECT_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.web_port),
+            ],
+        )
+        self._wait(lambda: self._ok(f"{self.url}/server_info"), "dagster dev")

@@ -96,3 +96,41 @@ def test_error_checks_are_blocking_and_warn_checks_are_not(platform):
     assert specs[("raw/tpch_orders", "row_accounting")] and specs[("raw/tpch_orders", "schema")]
     assert not specs[("raw/tpch_orders", "schema_drift")]
     assert not specs[("raw/tpch_orders", "volume")]
+
+
+#: Generic tests that read the window vars themselves (both sides of a comparison), or only the schema.
+WINDOW_AWARE_TESTS = {"row_count_matches", "relationships_in_window", "volume_vs_trailing_median", "column_types"}
+
+
+def test_every_test_of_a_partitioned_model_judges_only_the_window(tmp_path):
+    """A test on an incremental (partitioned) model reads the run's window: its own generic test
+    does, or its ``where`` config is rendered from the window vars. A test that scanned the whole
+    table would fail a window's run over days that another, failed window left half-built.
+
+    The project is parsed with a window, as Dagster runs it, into a private target folder.
+    """
+    import subprocess
+
+    from strata.dbt_manifest import dbt_executable
+    from strata.settings import DBT_PROJECT_DIR
+
+    window = '{"window_start": "2001-02-03", "window_end": "2001-02-04"}'
+    subprocess.run(
+        [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+        + ["--target-path", str(tmp_path), "--vars", window, "--quiet"],
+        check=True,
+    )
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    incremental = {
+        uid
+        for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "model" and n["config"]["materialized"] == "incremental"
+    }
+    unscoped = []
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] != "test" or node.get("attached_node") not in incremental:
+            continue
+        name = (node.get("test_metadata") or {}).get("name")
+        if name not in WINDOW_AWARE_TESTS and "2001-02-03" not in (node["config"].get("where") or ""):
+            unscoped.append(uid)
+    assert incremental and not unscoped

@@ -20,6 +20,7 @@ def test_concurrent_runs_queue_on_the_writer_pool(monkeypatch, tmp_path, tpch_la
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())))
     env = {**os.environ, "DAGSTER_HOME": str(home), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance read below is DAGSTER_HOME's
     selection = " or ".join(
         f"key:{k}"
         for k in (
@@ -77,3 +78,24 @@ def test_concurrent_runs_queue_on_the_writer_pool(monkeypatch, tmp_path, tpch_la
             "select count(distinct order_date) from staging.stg_tpch__orders where year(order_date) = 1996"
         ).fetchone()[0]
     assert days == 40
+
+
+def test_a_reader_holding_the_file_makes_the_steps_wait_and_say_so(seeded):
+    """A BI tool or `strata verify` reading the file for a moment: the run's steps (Python and dbt)
+    wait for the lock with a bounded backoff, log what they wait for, and succeed."""
+    import sys
+
+    holder = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+        "print('held', flush=True); time.sleep(6); c.close()"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", holder, str(seeded.settings.warehouse_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert reader.stdout.readline().strip() == "held"
+    dbt_keys = [k for k in seeded.keys(partitioned=True) if k.path[0] in ("staging", "marts")]
+    result = seeded.materialize(dbt_keys, partition="1995-01-12")
+    reader.wait(timeout=60)
+    assert result.success
+    logged = [e.user_message for e in seeded.instance.all_logs(result.run_id)]
+    assert any("waiting for the warehouse lock to write (held by" in m for m in logged), logged[-20:]

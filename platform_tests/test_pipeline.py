@@ -96,9 +96,12 @@ def test_range_runs_in_one_run_with_one_dbt_invocation(seeded):
     platform = seeded
     result = platform.materialize(platform.keys(partitioned=True), start="1994-01-01", end="1994-01-31")
     assert result.success
-    # one materialization per partition and asset, each with that partition's row count
+    # one materialization per partition and asset, each with that partition's row count, and the
+    # table's total as the UI's "Row count"
     mats = [e.materialization for e in result.get_asset_materialization_events()]
-    fct = {m.partition: m.metadata["dagster/row_count"].value for m in mats if m.asset_key == FCT}
+    fct = {m.partition: m.metadata["rows_in_partition"].value for m in mats if m.asset_key == FCT}
+    total = platform.query("select count(*) from marts.fct_order_lines")[0][0]
+    assert {m.metadata["dagster/row_count"].value for m in mats if m.asset_key == FCT} == {total}
     assert len(fct) == 31
     per_day = dict(
         platform.query(
@@ -108,7 +111,7 @@ def test_range_runs_in_one_run_with_one_dbt_invocation(seeded):
     )
     assert fct == {day: per_day.get(day, 0) for day in fct}
     raw = {
-        m.partition: m.metadata["dagster/row_count"].value
+        m.partition: m.metadata["rows_in_partition"].value
         for m in mats
         if m.asset_key == dg.AssetKey(["raw", "tpch_orders"])
     }
@@ -195,8 +198,37 @@ def test_failing_error_test_blocks_the_marts(monkeypatch, tmp_path, landing_copy
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [e.check_name for e in failed] == ["not_null_stg_tpch__orders_customer_key"]
+    # the step's failure names the test, its model, the failing rows and the window, in plain text
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "staging/stg_tpch__orders not_null_stg_tpch__orders_customer_key: 1 failing row(s)" in message
+    assert f"in {DAY} .. {DAY}" in message and "\x1b[" not in message
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert FCT not in materialized and MART not in materialized
     # the marts still hold the previous, good numbers
     assert platform.query("select * from marts.mart_revenue_daily") == mart_before
     assert platform.query("select count(*) from marts.fct_order_lines") == fct_before
+
+
+def test_a_window_builds_on_a_warehouse_where_another_window_failed(seeded):
+    """A half-built window elsewhere (line items without their orders, as a failed backfill leaves
+    them) does not fail the tests of the window being built: a partitioned test judges only its
+    window, on both sides of a relationship whose parent is partitioned the same way."""
+    platform = seeded
+    with duckdb.connect(str(platform.settings.warehouse_path)) as con:  # January's orders half gone
+        con.execute(
+            "delete from staging.stg_tpch__orders where order_date between date '1995-01-10' and date '1995-01-20'"
+        )
+    result = platform.materialize(platform.keys(partitioned=True), start="1995-02-01", end="1995-02-07")
+    failed = [
+        f"{e.asset_key.to_user_string()} {e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed
+    ]
+    assert result.success, failed
+    # ... and the test still catches orphans in the window it judges: line items whose orders are gone
+    with duckdb.connect(str(platform.settings.warehouse_path)) as con:
+        con.execute("delete from raw.tpch_orders where _partition_date = date '1995-01-15'")
+    staging = [k for k in platform.keys(partitioned=True) if k.path[0] == "staging"]
+    broken = platform.materialize(staging, partition="1995-01-15", raise_on_error=False)
+    assert not broken.success
+    failed = {e.check_name for e in broken.get_asset_check_evaluations() if not e.passed}
+    assert any(name.startswith("relationships_in_window_stg_tpch__lineitem_order_key") for name in failed), failed

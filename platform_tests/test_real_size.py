@@ -61,7 +61,7 @@ def test_first_load_past_a_row_group_accounts_for_every_row(real_size):
         assert loaded == expected
         # the per-partition row counts the UI shows come from the same grouped count
         counts = {
-            m.partition: m.metadata["dagster/row_count"].value
+            m.partition: m.metadata["rows_in_partition"].value
             for m in (ev.materialization for ev in result.get_asset_materialization_events())
             if m.asset_key == dg.AssetKey(["raw", f"tpch_{table}"])
         }

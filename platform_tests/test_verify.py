@@ -69,3 +69,40 @@ def test_official_sf1_answers_are_checked_when_the_source_is_sf1(january_1995):
     assert any(m.check == "tpch_q6:official_sf1" for m in report.mismatches)
     plain = verify(tpch_datasets(), settings.landing_dir, settings.warehouse_path, None, scale_factor=0.01)
     assert not any(c.endswith("official_sf1") for c in plain.checks)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "key"),
+    [
+        ("raw.tpch_lineitem", "l_extendedprice", "_partition_date"),
+        ("raw.tpch_orders", "o_custkey", "_partition_date"),
+        ("staging.stg_tpch__lineitem", "extended_price", "order_date"),
+        ("marts.fct_order_lines", "ship_mode", "order_date"),
+    ],
+)
+def test_verify_sees_a_changed_value_and_names_the_day_and_column(january_1995, table, column, key):
+    """A changed value with unchanged counts: the per-partition fingerprint names the first day and column."""
+    value = "'TRUCK_'" if column == "ship_mode" else f"{column} + 1"
+    with duckdb.connect(str(january_1995.settings.warehouse_path)) as con:
+        con.execute(
+            f"update {table} set {column} = {value} where rowid = "
+            f"(select min(rowid) from {table} where {key} = date '1995-01-17')"
+        )
+    out = run_verify(january_1995, *WINDOW)
+    assert out.returncode == 1
+    assert f"MISMATCH values:{table} [first differing day 1995-01-17, 1 day(s) in all]" in out.stdout
+    assert f"different {column}" in out.stdout
+
+
+def test_verify_waits_for_a_writer_and_says_so(january_1995):
+    """A run holding the warehouse for a moment makes verify wait (and say so), not fail."""
+    import threading
+    import time
+
+    con = duckdb.connect(str(january_1995.settings.warehouse_path))  # a writer holds the file
+    threading.Timer(4, con.close).start()
+    started = time.monotonic()
+    out = run_verify(january_1995, *WINDOW)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert time.monotonic() - started >= 4
+    assert "waiting for the warehouse lock to read" in out.stderr

@@ -84,13 +84,24 @@ def verify(start, end) -> None:
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
     window = DateWindow(start.date(), end.date()) if start else None
+    import logging
+
+    import duckdb
+
     from strata.demo.tpch import read_manifest
 
+    logging.basicConfig(level=logging.WARNING, format="strata verify: %(message)s")  # lock waits, to stderr
     settings = Settings.from_env()
     manifest = read_manifest(settings.landing_dir / "tpch") or {}
-    report = run_verify(
-        tpch_datasets(), settings.landing_dir, settings.warehouse_path, window, manifest.get("scale_factor")
-    )
+    try:
+        report = run_verify(
+            tpch_datasets(), settings.landing_dir, settings.warehouse_path, window, manifest.get("scale_factor")
+        )
+    except duckdb.IOException as err:
+        raise click.ClickException(
+            f"cannot read the warehouse {settings.warehouse_path}: {str(err).splitlines()[0]}\n"
+            "A run (or another program) kept it locked; try again when it has finished."
+        ) from err
     for mismatch in report.mismatches:
         click.echo(f"MISMATCH {mismatch}")
     click.echo(

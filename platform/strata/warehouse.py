@@ -12,6 +12,8 @@ This module knows nothing of Dagster or the registry.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -28,28 +30,59 @@ def _is_lock_conflict(err: BaseException) -> bool:
     return isinstance(err, duckdb.IOException) and "lock" in str(err).lower()
 
 
+#: Python logger of lock waits: Dagster records it in run logs (dagster.yaml's ``python_logs``).
+log = logging.getLogger(__name__)
+
+
+def _lock_wait(what: str):
+    """Retry ``what`` while another process holds the warehouse file's lock (see :data:`LOCK_TIMEOUT_SECONDS`).
+
+    Each wait is logged, naming the holder DuckDB reports (its process id) and the time left.
+    """
+    started = time.monotonic()
+
+    def before_sleep(state) -> None:
+        err = state.outcome.exception()
+        holder = str(err).split("Conflicting lock is held in", 1)[-1].strip().splitlines()[0] if err else "?"
+        left = LOCK_TIMEOUT_SECONDS - (time.monotonic() - started)
+        log.warning(f"waiting for the warehouse lock to {what} (held by {holder}); giving up in {left:.0f} s")
+
+    return retry(
+        retry=retry_if_exception(_is_lock_conflict),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(LOCK_TIMEOUT_SECONDS),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
 @contextmanager
 def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse file, and always close it.
 
-    A lock held by another process (DuckDB allows one writer per file) is retried with
-    exponential backoff for up to :data:`LOCK_TIMEOUT_SECONDS`.
+    A lock held by another process (DuckDB allows one writer per file, and no reader beside a
+    writer) is waited for with exponential backoff, up to :data:`LOCK_TIMEOUT_SECONDS`, and each
+    wait is logged (:data:`log`).
 
     Raises:
         duckdb.IOException: the file stayed locked, or cannot be opened.
     """
-    opener = retry(
-        retry=retry_if_exception(_is_lock_conflict),
-        wait=wait_exponential(multiplier=0.2, max=5),
-        stop=stop_after_delay(LOCK_TIMEOUT_SECONDS),
-        reraise=True,
-    )(duckdb.connect)
-    con = opener(str(path), read_only=read_only)
+    con = _lock_wait("read" if read_only else "write")(duckdb.connect)(str(path), read_only=read_only)
     con.execute("set enable_progress_bar = false").fetchall()
     try:
         yield con
     finally:
         con.close()
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path | str, alias: str, read_only: bool = True) -> None:
+    """``ATTACH`` the warehouse file to ``con`` as ``alias``, waiting for a writer's lock as :func:`connect` does.
+
+    Raises:
+        duckdb.IOException: the file stayed locked, or cannot be opened.
+    """
+    mode = " (read_only)" if read_only else ""
+    _lock_wait("read" if read_only else "write")(con.execute)(f"attach {literal(str(path))} as {quote(alias)}{mode}")
 
 
 @contextmanager
@@ -242,15 +275,16 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, p
 # --------------------------------------------------------------------------- reading
 
 
-def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    """``(name, type)`` of each column of ``schema.table``, in table order."""
+def columns(con: duckdb.DuckDBPyConnection, table: str, catalog: str | None = None) -> list[tuple[str, str]]:
+    """``(name, type)`` of each column of ``schema.table`` (in the attached ``catalog``, if given), in order."""
     schema, _, name = table.partition(".")
+    where = "table_schema = ? and table_name = ?" + (" and table_catalog = ?" if catalog else "")
+    params = [schema, name] + ([catalog] if catalog else [])
     return [
         (r[0], r[1])
         for r in con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [schema, name],
+            f"select column_name, data_type from information_schema.columns where {where} order by ordinal_position",
+            params,
         ).fetchall()
     ]
 

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import daily_file
-from prod_stack import BIN, ProdStack, wait_for
+from stacks import BIN, ProdStack, wait_for
 
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow

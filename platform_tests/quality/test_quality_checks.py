@@ -92,7 +92,7 @@ def test_a_corrupt_partition_stops_the_marts_and_lands_in_quarantine(damaged_pla
     loaded = platform.query(f"select count(*) from raw.tpch_lineitem where _partition_date = date '{DAY}'")[0][0]
     assert loaded + len(rows) == read
     [mat] = [e.materialization for e in result.get_asset_materialization_events() if e.asset_key == RAW_LINEITEM]
-    assert mat.metadata["rows_quarantined"].value == bad and mat.metadata["dagster/row_count"].value == loaded
+    assert mat.metadata["rows_quarantined"].value == bad and mat.metadata["rows_in_partition"].value == loaded
 
     # a later run of dbt alone is refused by the gate: the dbt step does not build on that day
     dbt_only = [k for k in selection if k.path[0] in ("staging", "marts")]

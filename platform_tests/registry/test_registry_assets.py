@@ -49,7 +49,8 @@ def test_a_new_csv_feed_written_from_the_guide_alone(monkeypatch, tmp_path, inst
     result = platform.materialize([key], partition="2024-03-01")
     assert result.success
     [mat] = result.get_asset_materialization_events()
-    assert mat.materialization.metadata["dagster/row_count"].value == 3
+    assert mat.materialization.metadata["rows_in_partition"].value == 3
+    assert mat.materialization.metadata["dagster/row_count"].value == 3  # the table's total: that one day
     assert platform.query("select order_id, order_date, customer, amount, status from raw.shop_orders order by 1") == [
         (1001, date(2024, 3, 1), "Smith, Jane", Decimal("19.90"), "open"),
         (1002, date(2024, 3, 1), None, Decimal("5.00"), "closed"),

@@ -51,9 +51,12 @@ def default_base_dir() -> str:
     """``$DAGSTER_HOME/history/runs``: Dagster's own location for SQLite event logs.
 
     Raises:
-        KeyError: ``DAGSTER_HOME`` is not set and no ``base_dir`` was configured.
+        ValueError: ``DAGSTER_HOME`` is not set and no ``base_dir`` was configured.
     """
-    return os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError("BatchedSqliteEventLogStorage needs DAGSTER_HOME, or base_dir in dagster.yaml")
+    return os.path.join(home, "history", "runs")
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):

@@ -93,7 +93,11 @@ def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exce
 def _add_partition_row_counts(
     context: dg.AssetExecutionContext, db: Warehouse, window: DateWindow, events: list
 ) -> None:
-    """Attach ``dagster/row_count`` per partition to every model that was materialized."""
+    """Attach row counts to every model that was materialized.
+
+    ``rows_in_partition`` per partition, and ``dagster/row_count`` (the UI's "Row count") the
+    table's total, so that a day's count never reads as the size of the table.
+    """
     from strata import warehouse
 
     built = {e.output_name for e in events if isinstance(e, dg.Output)}
@@ -105,9 +109,12 @@ def _add_partition_row_counts(
             table = ".".join(str(spec.metadata["dagster/table_name"]).split(".")[-2:])
             column = spec.metadata["window_column"]
             counts = warehouse.rows_per_partition(con, table, column, window.start, window.end)
+            total = con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0]
             for day in window.days():
                 context.add_asset_metadata(
-                    {"dagster/row_count": counts.get(day, 0)}, asset_key=key, partition_key=day.isoformat()
+                    {"rows_in_partition": counts.get(day, 0), "dagster/row_count": total},
+                    asset_key=key,
+                    partition_key=day.isoformat(),
                 )
 
 

@@ -103,7 +103,7 @@ def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, 
     from strata import warehouse
 
     for day, rows in report.rows_by_partition.items():
-        partition_metadata = {"dagster/row_count": rows}
+        partition_metadata = {"rows_in_partition": rows}
         if dataset.layer == "raw":
             partition_metadata["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
         context.add_asset_metadata(partition_metadata, asset_key=key, partition_key=day.isoformat())
@@ -114,8 +114,12 @@ def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, 
     }
     if dataset.layer == "raw":
         metadata["rows_quarantined_in_run"] = report.rows_quarantined
-    if report.table_rows is not None:
-        metadata["dagster/row_count"] = report.table_rows
+    # the UI's "Row count" is the table's: a partition's own count is rows_in_partition
+    metadata["dagster/row_count"] = (
+        report.table_rows
+        if report.table_rows is not None
+        else con.execute(f"select count(*) from {warehouse.qualified(dataset.table)}").fetchall()[0][0]
+    )
     columns = warehouse.columns(con, dataset.table)
     metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns])
     if window is None or len(window.days()) <= PREVIEW_MAX_DAYS:

@@ -7,7 +7,10 @@ Checks (each a query pair, source side over the landing files, warehouse side ov
 * TPC-H Q1, Q3, Q5 and Q6 (TPC-H 2.18 clause 2.4, validation substitution parameters) over the
   source tables, and rewritten over the marts;
 * at scale factor 1 over the whole range, the marts' answers against the official TPC-H answer
-  set (:mod:`strata.reconcile.tpch_answers`).
+  set (:mod:`strata.reconcile.tpch_answers`);
+* values, not only counts: every column of every raw, staging and mart table, fingerprinted per
+  partition (:mod:`strata.reconcile.fingerprint`) against the same columns recomputed from the
+  landing files (:data:`LAYERS`); a mismatch names the first differing day and column.
 
 The source side never touches the warehouse: it reads the Parquet drops, so a loading or
 transformation bug cannot hide on both sides. With a window ``[start, end)`` both sides are
@@ -22,7 +25,9 @@ from pathlib import Path
 
 import duckdb
 
+from strata import warehouse as wh
 from strata.reconcile.compare import Mismatch, compare_keyed, compare_rows
+from strata.reconcile.fingerprint import fingerprints, first_difference
 from strata.reconcile.tpch_answers import SF1_ANSWERS, to_answer_precision
 from strata.registry.issues import RegistryError
 from strata.registry.loader import load_registry
@@ -119,6 +124,100 @@ MART_VIEWS = {  # the marts the queries read, and their partition column
 }
 
 
+#: Every warehouse table, as the landing files say it must be: (a query over the landing views with
+#: the warehouse table's column names, the table's partition column or None). Partitioned landing
+#: views carry ``__day``, the date of the file a row came from; both sides are grouped by it.
+LAYERS: dict[str, tuple[str, str | None]] = {
+    **{f"raw.tpch_{t}": (f"select * from {t}", "_partition_date") for t in ("orders", "lineitem")},
+    **{
+        f"raw.tpch_{t}": (f"select * from {t}", None)
+        for t in ("customer", "part", "supplier", "partsupp", "nation", "region")
+    },
+    "staging.stg_tpch__orders": (
+        """select o_orderkey as order_key, o_custkey as customer_key, o_orderstatus as order_status,
+                  o_totalprice as total_price, __day as order_date, o_orderpriority as order_priority,
+                  o_clerk as clerk, o_shippriority as ship_priority, o_comment as comment, __day
+           from orders""",
+        "order_date",
+    ),
+    "staging.stg_tpch__lineitem": (
+        """select l_orderkey as order_key, l_linenumber as line_number, __day as order_date,
+                  l_partkey as part_key, l_suppkey as supplier_key, l_quantity as quantity,
+                  l_extendedprice as extended_price, l_discount as discount, l_tax as tax,
+                  l_returnflag as return_flag, l_linestatus as line_status, l_shipdate as ship_date,
+                  l_commitdate as commit_date, l_receiptdate as receipt_date,
+                  l_shipinstruct as ship_instructions, l_shipmode as ship_mode, l_comment as comment, __day
+           from lineitem""",
+        "order_date",
+    ),
+    "staging.stg_tpch__customer": (
+        """select c_custkey as customer_key, c_name as name, c_address as address, c_nationkey as nation_key,
+                  c_phone as phone, c_acctbal as account_balance, c_mktsegment as market_segment,
+                  c_comment as comment
+           from customer""",
+        None,
+    ),
+    "staging.stg_tpch__part": (
+        """select p_partkey as part_key, p_name as name, p_mfgr as manufacturer, p_brand as brand, p_type as type,
+                  p_size as size, p_container as container, p_retailprice as retail_price, p_comment as comment
+           from part""",
+        None,
+    ),
+    "staging.stg_tpch__supplier": (
+        """select s_suppkey as supplier_key, s_name as name, s_address as address, s_nationkey as nation_key,
+                  s_phone as phone, s_acctbal as account_balance, s_comment as comment
+           from supplier""",
+        None,
+    ),
+    "staging.stg_tpch__partsupp": (
+        """select ps_partkey as part_key, ps_suppkey as supplier_key, ps_availqty as available_quantity,
+                  ps_supplycost as supply_cost, ps_comment as comment
+           from partsupp""",
+        None,
+    ),
+    "staging.stg_tpch__nation": (
+        "select n_nationkey as nation_key, n_name as name, n_regionkey as region_key, n_comment as comment from nation",
+        None,
+    ),
+    "staging.stg_tpch__region": (
+        "select r_regionkey as region_key, r_name as name, r_comment as comment from region",
+        None,
+    ),
+    "marts.fct_order_lines": (
+        """select l_orderkey as order_key, l_linenumber as line_number, l.__day as order_date,
+                  o_custkey as customer_key, l_partkey as part_key, l_suppkey as supplier_key,
+                  l_quantity as quantity, l_extendedprice as extended_price, l_discount as discount,
+                  l_tax as tax, l_returnflag as return_flag, l_linestatus as line_status,
+                  l_shipdate as ship_date, l_commitdate as commit_date, l_receiptdate as receipt_date,
+                  l_shipmode as ship_mode, o_orderpriority as order_priority, o_orderstatus as order_status,
+                  o_shippriority as ship_priority, l_extendedprice * (1 - l_discount) as net_revenue, l.__day
+           from lineitem l left join orders o on l_orderkey = o_orderkey""",
+        "order_date",
+    ),
+    "marts.dim_customer": (
+        """select c_custkey as customer_key, c_name as name, c_mktsegment as market_segment,
+                  c_nationkey as nation_key, n_name as nation_name, r_name as region_name,
+                  c_acctbal as account_balance
+           from customer left join nation on c_nationkey = n_nationkey
+           left join region on n_regionkey = r_regionkey""",
+        None,
+    ),
+    "marts.dim_supplier": (
+        """select s_suppkey as supplier_key, s_name as name, s_nationkey as nation_key,
+                  n_name as nation_name, r_name as region_name
+           from supplier left join nation on s_nationkey = n_nationkey
+           left join region on n_regionkey = r_regionkey""",
+        None,
+    ),
+    "marts.dim_part": (
+        """select p_partkey as part_key, p_name as name, p_brand as brand, p_type as type, p_size as size,
+                  p_container as container, p_retailprice as retail_price
+           from part""",
+        None,
+    ),
+}
+
+
 def tpch_datasets(config_dirs: list[Path] | None = None) -> list[Dataset]:
     """The registered TPC-H raw datasets (``tpch_*`` in ``assets_config/``).
 
@@ -164,15 +263,53 @@ def source_views(
             paths = [str(landing_dir / ds.source.path.format(date=d.isoformat())) for d in window.days()]
         else:
             paths = [str(landing_dir / ds.source.path.replace("{date}", "*"))]
-        listing = ", ".join(f"'{p}'" for p in paths)
-        con.execute(f"create or replace view {table} as select * from read_parquet([{listing}])")
+        listing = ", ".join(wh.literal(p) for p in paths)
+        if ds.partitioning:  # the file's own date: the partition its rows belong to
+            con.execute(
+                f"create or replace temp view {table} as select * exclude (filename), "
+                f"regexp_extract(filename, '(\\d{{4}}-\\d{{2}}-\\d{{2}})', 1)::date as __day "
+                f"from read_parquet([{listing}], filename = true)"
+            )
+        else:
+            con.execute(f"create or replace temp view {table} as select * from read_parquet([{listing}])")
+
+
+def _compare_values(
+    con: duckdb.DuckDBPyConnection, table: str, source_sql: str, column: str | None, window: DateWindow | None
+) -> list[Mismatch]:
+    """Per-partition, per-column fingerprints of ``wh.<table>`` against ``source_sql``."""
+    schema, name = table.split(".")
+    columns = [(c, t) for c, t in wh.columns(con, table, catalog="wh") if not c.startswith("_")]
+    if not columns:
+        return []  # a missing table is reported by its row count
+    expected = fingerprints(
+        con,
+        f"({source_sql}) as s",
+        columns,
+        "__day" if column else None,
+        _window_sql("__day", window) if column else "true",
+    )
+    actual = fingerprints(
+        con,
+        f"wh.{wh.quote(schema)}.{wh.quote(name)}",
+        columns,
+        column,
+        _window_sql(column, window) if column else "true",
+    )
+    diff = first_difference(table, [c for c, _ in columns], expected, actual)
+    if diff is None:
+        return []
+    where = f"first differing day {diff.first_day}, {diff.days:,} day(s) in all" if diff.first_day else "whole table"
+    return [
+        Mismatch(f"values:{table}", where, "the values of the landing files", f"different {', '.join(diff.columns)}")
+    ]
 
 
 def warehouse_views(con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> None:
     """Create views named like the marts over the attached warehouse ``wh``, restricted to the window."""
     for name, column in MART_VIEWS.items():
         where = _window_sql(column, window) if column else "true"
-        con.execute(f"create or replace view {name} as select * from wh.marts.{name} where {where}")
+        con.execute(f"create or replace temp view {name} as select * from wh.marts.{name} where {where}")
 
 
 def verify(
@@ -191,7 +328,7 @@ def verify(
         duckdb.IOException: the warehouse file is missing or locked by a writer.
     """
     con = duckdb.connect()
-    con.execute(f"attach '{warehouse_path}' as wh (read_only)")
+    wh.attach(con, warehouse_path, "wh", read_only=True)
     source_views(con, datasets, landing_dir, window)
     checks, mismatches = [], []
 
@@ -216,6 +353,10 @@ def verify(
     expected = {r[0]: r[1:] for r in con.execute(REVENUE_SOURCE).fetchall()}
     actual = {r[0]: r[1:] for r in con.execute(REVENUE_WAREHOUSE).fetchall()}
     mismatches += compare_keyed("revenue_per_day", expected, actual)
+
+    for table, (source_sql, column) in LAYERS.items():
+        checks.append(f"values:{table}")
+        mismatches += _compare_values(con, table, source_sql, column, window)
 
     official = SF1_ANSWERS if scale_factor == 1 and window is None else {}
     for name, source_sql, mart_sql, key_width in QUERIES:

@@ -94,46 +94,57 @@ def snapshot_files(source: FilesSource, landing_root: Path, dataset: str) -> lis
     return found
 
 
-def reader_sql(dataset: Dataset, paths: Sequence[Path]) -> str:
-    """A DuckDB table function call that reads ``paths`` with the source's format and options.
+def reader_sql(dataset: Dataset, paths: Sequence[Path], numbered: bool = False) -> str:
+    """A relation (SQL after FROM) that reads ``paths`` with the source's format and options.
 
     CSV is read as text (``all_varchar``): the dataset's declared types are applied afterwards,
     so that a value that does not convert is reported with its column. Malformed CSV lines (wrong
     column count, bad quoting, invalid encoding) are set aside in DuckDB's rejects tables
-    (``store_rejects``) with their line numbers, never dropped. Parquet rows carry
-    ``file_row_number``. The result has the files' columns (unioned by name) plus
+    (``store_rejects``) with their line numbers, never dropped. Each CSV file is sniffed and read
+    on its own and the files are unioned by name: DuckDB 1.5 applies the first file's dialect to
+    every file of one scan, so a feed whose files end lines with LF on some days and CRLF on
+    others failed, and it refuses ``union_by_name`` beside a rejects table. With
+    ``numbered``, each CSV row carries ``_source_row``, its 1-based row in its file. Parquet rows
+    carry ``file_row_number``. The result has the files' columns (unioned by name) plus
     :data:`FILENAME_COLUMN`.
     """
     source: FilesSource = dataset.source  # type: ignore[assignment]
-    listing = "[" + ", ".join(warehouse.literal(str(p)) for p in paths) + "]"
-    # CSV: no union_by_name (DuckDB does not combine it with a rejects table); files share a header
-    common = f"filename = '{FILENAME_COLUMN}'" + ("" if source.format == "csv" else ", union_by_name = true")
+    common = f"filename = '{FILENAME_COLUMN}'"
     if source.hive_partitioning:
         common += ", hive_partitioning = true"
+    if source.format == "csv":
+        row = ", row_number() over () as _source_row" if numbered else ""
+        scans = [f"select *{row} from {_csv_scan(dataset, path, common)}" for path in paths]
+        return "(" + " union all by name ".join(scans) + ")"
+    listing = "[" + ", ".join(warehouse.literal(str(p)) for p in paths) + "]"
+    common += ", union_by_name = true"
     if source.format == "parquet":
         return f"read_parquet({listing}, {common}, file_row_number = true)"
-    if source.format == "csv":
-        csv = source.csv or CsvOptions()
-        options = [
-            f"delim = {warehouse.literal(csv.delimiter)}",
-            f"header = {str(csv.header).lower()}",
-            f"quote = {warehouse.literal(csv.quote)}",
-            f"escape = {warehouse.literal(csv.escape)}",
-            "nullstr = [" + ", ".join(warehouse.literal(s) for s in csv.null_strings) + "]",
-            f"encoding = {warehouse.literal(csv.encoding)}",
-            f"skip = {csv.skip_rows}",
-            "all_varchar = true",
-            "auto_detect = true",
-            "parallel = false",  # a sequential scan keeps file order for row numbers
-            f"max_line_size = {MAX_LINE_BYTES}",
-            f"store_rejects = true, rejects_table = '{_REJECTS}', rejects_scan = '{_REJECT_SCANS}'",
-            "ignore_errors = true",
-        ]
-        if not csv.header and dataset.columns:
-            options.append("names = [" + ", ".join(warehouse.literal(c.name) for c in dataset.columns) + "]")
-        return f"read_csv({listing}, {common}, {', '.join(options)})"
     kind = "array" if source.format == "json" else "newline_delimited"
     return f"read_json({listing}, {common}, format = '{kind}')"
+
+
+def _csv_scan(dataset: Dataset, path: Path, common: str) -> str:
+    """``read_csv`` of one file, its dialect sniffed from that file; malformed lines to the rejects tables."""
+    csv = dataset.source.csv or CsvOptions()  # type: ignore[union-attr]
+    options = [
+        f"delim = {warehouse.literal(csv.delimiter)}",
+        f"header = {str(csv.header).lower()}",
+        f"quote = {warehouse.literal(csv.quote)}",
+        f"escape = {warehouse.literal(csv.escape)}",
+        "nullstr = [" + ", ".join(warehouse.literal(s) for s in csv.null_strings) + "]",
+        f"encoding = {warehouse.literal(csv.encoding)}",
+        f"skip = {csv.skip_rows}",
+        "all_varchar = true",
+        "auto_detect = true",
+        "parallel = false",  # a sequential scan keeps file order for row numbers
+        f"max_line_size = {MAX_LINE_BYTES}",
+        f"store_rejects = true, rejects_table = '{_REJECTS}', rejects_scan = '{_REJECT_SCANS}'",
+        "ignore_errors = true",
+    ]
+    if not csv.header and dataset.columns:
+        options.append("names = [" + ", ".join(warehouse.literal(c.name) for c in dataset.columns) + "]")
+    return f"read_csv([{warehouse.literal(str(path))}], {common}, {', '.join(options)})"
 
 
 def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None) -> Extract:
@@ -168,6 +179,8 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
     elif source.format == "parquet":
         reader = reader_sql(dataset, [f.path for f in readable])
         numbered = f"select * exclude (file_row_number), file_row_number + 1 as _source_row from {reader}"
+    elif source.format == "csv":
+        numbered = f"select * from {reader_sql(dataset, [f.path for f in readable], numbered=True)}"
     else:
         reader = reader_sql(dataset, [f.path for f in readable])
         numbered = f"select *, row_number() over (partition by {FILENAME_COLUMN}) as _source_row from {reader}"
