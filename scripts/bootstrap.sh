@@ -26,7 +26,11 @@ reqs=(-r requirements/base.txt)
 
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1 || true
 if [ -x "$VENV/bin/uv" ]; then
-  "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "${reqs[@]}" \
+  # --compile-bytecode: uv leaves compiling to the first import, and where PYTHONDONTWRITEBYTECODE
+  # is set (as on these machines) nothing is ever cached, so every process compiled dbt, Dagster
+  # and pandas from source again: `import dbt.cli.main` took 7.7 s instead of 4.6 s, `import
+  # dagster` 4.6 s instead of 2.2 s, in every dbt invocation, run worker and code server.
+  "$VENV/bin/uv" pip install -q --compile-bytecode --python "$VENV/bin/python" "${reqs[@]}" \
     && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e . \
     && exit 0
   echo "uv install failed; falling back to pip" >&2

@@ -71,7 +71,15 @@ def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exce
     allows one writing process). That adapter keeps its DuckDB connection open (dbt-duckdb's
     ``keep_open``), which would lock the next step out, so it is closed here. The caller yields
     the events before it re-raises the failure, so test results are recorded either way.
+
+    The dbt process is waited for first (``is_successful`` reads its output to the end), and only
+    then streamed. dagster-dbt's metadata stream waits for a DuckDB dbt process to exit anyway,
+    but in a loop that never sleeps (``dagster._core.utils.imap`` while its queue is empty): two
+    such threads took a core from dbt on this 2-core machine, and a one-day build took 25 s for
+    4 s of dbt. Waiting first costs nothing, except that dbt's log lines reach the run's logs
+    when dbt is done rather than line by line.
     """
+    invocation.is_successful()  # blocks until dbt exits; the output is kept for the stream below
     stream = invocation.stream()
     stream = stream.fetch_row_counts() if row_counts else stream
     events, error = [], None
