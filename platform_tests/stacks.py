@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,11 +56,22 @@ class Stack:
         """Start the processes; wait until the UI answers."""
         raise NotImplementedError
 
+    @contextmanager
     def instance(self):
-        """A DagsterInstance on the stack's ``DAGSTER_HOME`` (the caller closes it)."""
+        """A DagsterInstance on the stack's ``DAGSTER_HOME``, with ``DAGSTER_HOME`` set meanwhile (as
+        Dagster's own tools have it: the instance's storages may read it)."""
         import dagster as dg
 
-        return dg.DagsterInstance.from_config(str(self.home))
+        previous = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(self.home)
+        try:
+            with dg.DagsterInstance.from_config(str(self.home)) as instance:
+                yield instance
+        finally:
+            if previous is None:
+                del os.environ["DAGSTER_HOME"]
+            else:
+                os.environ["DAGSTER_HOME"] = previous
 
     def start_daemon(self) -> None:
         self._spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
