@@ -56,13 +56,15 @@ prod: install
 # Debian packages the tests use: PostgreSQL 15 (the tests start their own server) and Chromium
 # for the browser tests (driven by Playwright, never downloaded by it).
 SYSTEM_PACKAGES := postgresql chromium chromium-driver
+# pytest-xdist workers; the end-to-end tests (xdist group "e2e") run one at a time on one of them.
+TEST_WORKERS ?= 2
 
 test: install-dev
 	scripts/system-deps.sh $(SYSTEM_PACKAGES)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/strata prepare
 	$(BIN)/strata registry validate
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The spine benchmark at SF 1 (its own data folder); rewrites docs/benchmarks.md.
 bench: install-dev

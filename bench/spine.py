@@ -291,11 +291,36 @@ def main() -> None:
         )
         plain.append(seconds)
     results["d_dbt_seconds"] = statistics.median(plain)
+    results["date"] = time.strftime("%Y-%m-%d")
+    results["commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     print(json.dumps(results, indent=2), flush=True)
-    write_report(results)
+    with HISTORY.open("a") as out:
+        out.write(json.dumps(results) + "\n")
+    write_report(results, _previous(results))
 
 
-def write_report(r: dict) -> None:
+#: Every run's figures, one JSON object a line (committed): the report shows the previous run beside.
+HISTORY = ROOT / "bench" / "history" / "spine.jsonl"
+
+
+def _previous(current: dict) -> dict | None:
+    """The latest earlier run at the same scale factor in :data:`HISTORY`, if any."""
+    if not HISTORY.exists():
+        return None
+    runs = [json.loads(line) for line in HISTORY.read_text().splitlines() if line.strip()]
+    earlier = [r for r in runs[:-1] if r.get("scale_factor") == current["scale_factor"]]  # the last is current
+    return earlier[-1] if earlier else None
+
+
+def _before(prev: dict | None, key: str, fmt: str = "{:.1f}") -> str:
+    if prev is None or prev.get(key) is None:
+        return "–"
+    return fmt.format(prev[key])
+
+
+def write_report(r: dict, prev: dict | None = None) -> None:
     a_b = r["a_seconds"] / r["b_seconds"]
     c_b = r["c_seconds"] / r["b_seconds"]
     d = r["d_dagster_seconds"] / r["d_dbt_seconds"]
@@ -320,6 +345,16 @@ def write_report(r: dict) -> None:
         verify=r["verify"],
         a_ok="met" if a_b <= 3 else "not met",
         d_ok="met" if d <= 1 else "not met",
+        prev_when=f"{prev['date']} ({prev.get('commit') or 'earlier commit'})" if prev else "none recorded",
+        pa=_before(prev, "a_seconds"),
+        pa_runs=_before(prev, "a_runs", "{}"),
+        pa_mem=_before(prev, "a_peak_mib", "{:.0f}"),
+        pb=_before(prev, "b_seconds"),
+        pc=_before(prev, "c_seconds"),
+        pd_dag=_before(prev, "d_dagster_seconds"),
+        pd_dbt=_before(prev, "d_dbt_seconds"),
+        pa_b=f"{prev['a_seconds'] / prev['b_seconds']:.1f}" if prev else "–",
+        pd=f"{prev['d_dagster_seconds'] / prev['d_dbt_seconds']:.2f}" if prev else "–",
     )
     target = ROOT / "docs" / "benchmarks.md"
     marker = "<!-- analysis -->"
@@ -336,22 +371,25 @@ Reproduce with `make bench` (SF 1; `BENCH_SF=0.1 make bench` for a quick look). 
 (2,406 daily partitions). Times are wall-clock seconds; memory is peak resident set (MiB).
 Compare the ratios, which are measured in the same run, rather than absolute times.
 
-| | work | seconds | peak MiB |
-|---|---|---:|---:|
-| (a) | full-range backfill through Dagster: every asset, every partition, \
-launched over GraphQL as the UI does, launch → success ({a_runs} runs) | {a:.1f} | \
-{a_mem:.0f} (process tree) |
-| (b) | bare DuckDB, same loads and transforms, one process (`bench/bare_duckdb.py`) | {b:.1f} | {b_mem:.0f} |
-| (c) | `dbt build` alone over the same range (raw already loaded) | {c:.1f} | {c_mem:.0f} |
-| (d) | one daily partition through Dagster (raw + dbt, `launchRun` as a schedule does), \
-launch → success, median of 3 days | {d_dag:.1f} (run itself: {d_run:.1f}) | |
-| (d) | plain `dbt build` of the partitioned models for that day, median of 3 days | {d_dbt:.1f} | |
+The "before" column is the previous run recorded in `bench/history/spine.jsonl`: {prev_when}.
 
-| ratio | reached | target | |
-|---|---:|---:|---|
-| (a) / (b) | {a_b:.1f} | ≤ 3 | {a_ok} |
-| (c) / (b) | {c_b:.1f} | | for reference |
-| (d) Dagster / plain dbt | {d:.2f} | ≤ 1.0 | {d_ok} |
+| | work | seconds | before | peak MiB | before |
+|---|---|---:|---:|---:|---:|
+| (a) | full-range backfill through Dagster: every asset, every partition, \
+launched over GraphQL as the UI does, launch → success ({a_runs} runs; before: {pa_runs}) | {a:.1f} | {pa} | \
+{a_mem:.0f} (process tree) | {pa_mem} |
+| (b) | bare DuckDB, same loads and transforms, one process (`bench/bare_duckdb.py`) | {b:.1f} | {pb} | \
+{b_mem:.0f} | |
+| (c) | `dbt build` alone over the same range (raw already loaded) | {c:.1f} | {pc} | {c_mem:.0f} | |
+| (d) | one daily partition through Dagster (raw + dbt, `launchRun` as a schedule does), \
+launch → success, median of 3 days | {d_dag:.1f} (run itself: {d_run:.1f}) | {pd_dag} | | |
+| (d) | plain `dbt build` of the partitioned models for that day, median of 3 days | {d_dbt:.1f} | {pd_dbt} | | |
+
+| ratio | reached | before | target | |
+|---|---:|---:|---:|---|
+| (a) / (b) | {a_b:.1f} | {pa_b} | ≤ 3 | {a_ok} |
+| (c) / (b) | {c_b:.1f} | | | for reference |
+| (d) Dagster / plain dbt | {d:.2f} | {pd} | ≤ 1.0 | {d_ok} |
 
 After (a), `strata verify`: {verify}
 """

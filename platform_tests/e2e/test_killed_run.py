@@ -19,7 +19,8 @@ import dagster as dg
 import pytest
 from stacks import BIN, EmbeddedStack, ProdStack, wait_for
 
-pytestmark = pytest.mark.slow
+#: slow; and one xdist worker runs every end-to-end test, one at a time (they start servers)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 LAUNCH_RUN = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack } } }"""

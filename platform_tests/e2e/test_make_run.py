@@ -18,7 +18,8 @@ from stacks import Stack, wait_for
 
 from strata.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
+#: slow; and one xdist worker runs every end-to-end test, one at a time (they start servers)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 
 def group_alive(pgid: int) -> bool:

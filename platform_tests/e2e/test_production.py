@@ -23,7 +23,8 @@ from stacks import BIN, ProdStack, wait_for
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
 
-pytestmark = pytest.mark.slow
+#: slow; and one xdist worker runs every end-to-end test, one at a time (they start servers)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 START = date(1995, 3, 1)
 DAYS = [(START + timedelta(days=i)).isoformat() for i in range(60)]  # 1995-03-01 .. 1995-04-29
