@@ -18,6 +18,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import daily_file
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from stacks import BIN, ProdStack, wait_for
 
 from strata.reconcile.tpch import tpch_datasets, verify
@@ -297,9 +298,18 @@ def test_the_ui_shows_the_layers_launches_a_backfill_and_shows_check_results(sta
 
     # an asset's partitions dialog: a backfill of three days
     page = open_page(browser, f"{prod.url}/assets/raw/tpch_orders")
-    page.get_by_role("button", name="Materialize…").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Launch runs to materialize").wait_for(timeout=60_000)
+    # the button can be clicked before the page has loaded the asset's partitions; then the click
+    # opens nothing, so click again (a loaded machine took over 60 s once)
+    for attempt in range(8):
+        page.get_by_role("button", name="Materialize…").first.click()
+        try:
+            dialog.get_by_text("Launch runs to materialize").wait_for(timeout=30_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 7:
+                raise
+            page.keyboard.press("Escape")
     field = dialog.locator("input[type=text]").first
     field.fill("[1995-05-01...1995-05-03]")
     field.press("Enter")
