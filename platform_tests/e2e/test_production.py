@@ -156,6 +156,10 @@ def settled(instance: dg.DagsterInstance) -> bool:
     return not instance.get_runs(filters=dg.RunsFilter(statuses=busy))
 
 
+def _starting(instance) -> bool:
+    return bool(instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING])))
+
+
 def test_chunked_backfill_survives_a_daemon_kill_while_the_sensor_fires(stack):
     prod, instance, landing, aside = stack
     # the landing sensor has taken its baseline (the new day's files are not there yet)
@@ -180,7 +184,11 @@ def test_chunked_backfill_survives_a_daemon_kill_while_the_sensor_fires(stack):
         600,
         what="a first backfill run",
     )
-    prod.kill_daemon()  # mid-backfill: chunks are still queued or running
+    # mid-backfill: chunks are still queued or running. Not while the run queue is handing a run
+    # to the code server: a run killed in STARTING has no worker and fails only after run
+    # monitoring's start_timeout_seconds (docs/deploy.md, "Stopping the daemon")
+    wait_for(lambda: not _starting(instance), 120, what="no run being launched")
+    prod.kill_daemon()
     assert backfill_status(prod, backfill_id) == "REQUESTED"
     prod.start_daemon()
     wait_backfill(prod, backfill_id, 1200)
