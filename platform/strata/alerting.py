@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from strata.redaction import origin_only, redact
+
 WEBHOOK_ENV = "STRATA_ALERT_WEBHOOK_URL"
 
 
@@ -38,11 +40,23 @@ def _post(url: str, payload: dict, timeout_seconds: float) -> None:
     httpx.post(url, json=payload, timeout=timeout_seconds).raise_for_status()
 
 
+def _redacted(value):
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def send(text: str, fields: dict, log_path: Path, webhook_url: str | None = None, timeout_seconds: float = 10) -> str:
     """Deliver one alert; return where it went (``webhook`` or the log file's path).
 
     ``webhook_url`` defaults to ``$STRATA_ALERT_WEBHOOK_URL``. The log file gets one JSON line
     per alert (``{"at": ISO-8601 UTC, "text": ..., **fields}``); its folder is created if needed.
+    Every string written to the log is redacted (:mod:`strata.redaction`); the webhook URL appears
+    only as its origin.
 
     Raises:
         OSError: the log file cannot be written (and the webhook, if any, failed).
@@ -54,8 +68,8 @@ def send(text: str, fields: dict, log_path: Path, webhook_url: str | None = None
             _post(url, payload, timeout_seconds)
             return "webhook"
         except httpx.HTTPError as err:
-            payload["webhook_error"] = f"{url}: {err}"
+            payload["webhook_error"] = f"{origin_only(url)}: {str(err).replace(url, origin_only(url))}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(payload, default=str) + "\n")
+        out.write(json.dumps(_redacted(payload), default=str) + "\n")
     return str(log_path)

@@ -126,15 +126,15 @@ def _relative(path: Path) -> str:
 @registry.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def registry_validate(paths: tuple[Path, ...]) -> None:
-    """Check every dataset file in PATHS (default: assets_config/).
+    """Check every dataset file in PATHS (default: $STRATA_ASSETS_CONFIG, else assets_config/).
 
     Prints every error as file:line:col: message (hint), and exits 1 if there is any.
     """
     from strata.dbt_manifest import load_manifest, model_relations
     from strata.registry.loader import discover, load_registry
-    from strata.settings import ASSETS_CONFIG_DIR
+    from strata.settings import Settings
 
-    roots = list(paths) or [ASSETS_CONFIG_DIR]
+    roots = list(paths) or Settings.from_env().assets_config
     files = discover(roots)
     result = load_registry(roots, external_tables=model_relations(load_manifest()))
     for issue in result.issues:

@@ -36,6 +36,9 @@ INTEGER_TYPES = {
     "INT4",
     "INT8",
     "INT2",
+    "INT128",
+    "UINT128",
+    "UINT",
 }
 NUMERIC_PREFIXES = ("DECIMAL", "NUMERIC", "DOUBLE", "FLOAT", "REAL")
 TYPED_PREFIX = "__typed_"
@@ -49,7 +52,7 @@ def typed_name(column: str) -> str:
 def typed_expr(column: Column, source_type: str, csv: CsvOptions | None) -> str:
     """SQL converting the source value of ``column`` to its declared type; NULL when it does not convert."""
     col = quote(column.name)
-    kind = column.type.strip().upper()
+    kind = column.sql_type
     text_source = source_type.upper() == "VARCHAR"
     value = col
     if (
@@ -62,8 +65,8 @@ def typed_expr(column: Column, source_type: str, csv: CsvOptions | None) -> str:
     if csv is not None and csv.date_format and kind == "DATE":
         return f"try_strptime({value}, {literal(csv.date_format)})::date"
     if csv is not None and csv.timestamp_format and kind.startswith("TIMESTAMP"):
-        return f"try_cast(try_strptime({value}, {literal(csv.timestamp_format)}) as {column.type})"
-    cast = f"try_cast({value} as {column.type})"
+        return f"try_cast(try_strptime({value}, {literal(csv.timestamp_format)}) as {column.sql_type})"
+    cast = f"try_cast({value} as {column.sql_type})"
     if text_source and kind in INTEGER_TYPES:
         return f"case when regexp_full_match(trim({value}), '[+-]?[0-9]+') then {cast} end"
     return cast
@@ -104,7 +107,7 @@ def column_rules(dataset: Dataset, typed: Callable[[str], str] = typed_name) -> 
                     "cast",
                     col.name,
                     f"{raw} is not null and {value} is null",
-                    f"{shown} || ' is not {col.type}'",
+                    f"{shown} || {literal(' is not ' + col.type)}",
                 )
             )
         if not col.nullable or col.name in keys:

@@ -46,10 +46,14 @@ def load_manifest(path: Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-def model_relations(manifest: dict) -> set[str]:
-    """``schema.name`` of every dbt model: tables a SQL-derived registry dataset may read."""
+def model_relations(manifest: dict) -> dict[str, list[str]]:
+    """``schema.name`` of every dbt model, with its documented column names.
+
+    These are the tables a SQL-derived registry dataset may read; a model whose schema file
+    documents no columns maps to an empty list (its columns are then not checked).
+    """
     return {
-        f"{node['schema']}.{node.get('alias') or node['name']}"
+        f"{node['schema']}.{node.get('alias') or node['name']}": list(node.get("columns") or {})
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
     }

@@ -59,6 +59,22 @@ class MalformedSourceError(StrataError):
         super().__init__(f"{dataset}: {detail}. Nothing was loaded.")
 
 
+class ReservedColumnError(StrataError):
+    """A source column is named like one of Strata's load columns (``_partition_date``, ``_loaded_at`` ...).
+
+    Attributes:
+        columns: the clashing column names.
+    """
+
+    def __init__(self, dataset: str, columns: list[str], origin: str):
+        self.dataset = dataset
+        self.columns = columns
+        super().__init__(
+            f"{dataset}: source column(s) {', '.join(columns)} in {origin} use names reserved for load metadata. "
+            "Nothing was loaded. Rename them in the source (or in the query)."
+        )
+
+
 class ContractError(StrataError):
     """The source no longer matches the dataset's declared columns (a column is missing).
 

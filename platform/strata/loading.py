@@ -26,8 +26,9 @@ from pathlib import Path
 import duckdb
 
 from strata import contract, warehouse
-from strata.errors import ContractError
+from strata.errors import ContractError, ReservedColumnError
 from strata.registry.models import Dataset, FilesSource, PostgresSource
+from strata.registry.sql import sandboxed
 from strata.sources import LOAD_COLUMNS, PARTITION_COLUMN, VOLATILE_LOAD_COLUMNS, DateWindow, Extract
 from strata.sources import files as files_source
 
@@ -99,7 +100,7 @@ def load_dataset(
         raise ValueError(f"{dataset.name} is partitioned: a partition window is required")
     ex = extract(con, dataset, landing_root, window)
     try:
-        source_types = _source_types(con, ex)
+        source_types = _source_types(con, dataset, ex)
         missing = [c.name for c in dataset.columns if c.name not in source_types]
         if missing:
             raise ContractError(dataset.name, missing, _origin_text(con, ex))
@@ -128,11 +129,29 @@ def load_dataset(
 VALIDATED, REJECTED = "__strata_validated", "__strata_rejected"
 
 
-def _source_types(con: duckdb.DuckDBPyConnection, ex: Extract) -> dict[str, str]:
-    """The source's own columns and types (without the origin, row and partition columns)."""
+def _source_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract) -> dict[str, str]:
+    """The source's own columns and types (without the origin, row and partition columns).
+
+    Raises:
+        ReservedColumnError: the source has a column named like a load column (``_partition_date``,
+            ``_loaded_at`` ...): it would be confused with Strata's own.
+    """
     described = con.execute(f"describe select * from {ex.relation}", ex.params).fetchall()
-    skip = {ex.origin_column, ex.partition_column, ex.row_column}
-    return {row[0]: row[1] for row in described if row[0] not in skip}
+    own = {ex.origin_column, ex.partition_column, ex.row_column}
+    names = [row[0] for row in described]
+    reserved = set(LOAD_COLUMNS) | {ex.row_column}
+    # DuckDB renames a duplicate in a subquery (our _partition_date beside the source's becomes
+    # _partition_date_1), so a clash with one of our own columns shows as that suffix
+    clashes = sorted({n for n in names if n in reserved and n not in own} | {c for c in own if c and f"{c}_1" in names})
+    if clashes:
+        raise ReservedColumnError(dataset.name, clashes, _origin_with(con, ex, clashes[0]))
+    return {row[0]: row[1] for row in described if row[0] not in own}
+
+
+def _origin_with(con: duckdb.DuckDBPyConnection, ex: Extract, column: str) -> str:
+    """Where a source column comes from: the files (or pages) whose reader gives it."""
+    found = ex.origin_of_column(column) if ex.origin_of_column is not None else []
+    return ", ".join(found[:3]) or "the source"
 
 
 def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]) -> None:
@@ -260,13 +279,18 @@ def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, writt
     if ex.rejects:
         for p, n in con.execute(f"select partition_date, count(*) from {REJECTED} group by 1").fetchall():
             quarantined[p] = quarantined.get(p, 0) + int(n)
-    report = LoadReport(dataset.name, dataset.table, sum(loaded.values()) + sum(quarantined.values()), written)
+    reader = {p: loaded.get(p, 0) + quarantined.get(p, 0) for p in set(loaded) | set(quarantined)}
+    if window is None:
+        reader = {None: sum(reader.values())}
+    # rows read are the source's own count, so a reader that drops rows fails row_accounting
+    read = ex.count_source(reader) if ex.count_source is not None else reader
+    report = LoadReport(dataset.name, dataset.table, sum(read.values()), written)
     report.rows_quarantined = sum(quarantined.values())
     report.rows_passed = sum(loaded.values())
     if window is not None:
         days = window.days()
         report.quarantined_by_partition = {d: quarantined.get(d, 0) for d in days}
-        report.read_by_partition = {d: loaded.get(d, 0) + quarantined.get(d, 0) for d in days}
+        report.read_by_partition = {d: read.get(d, 0) for d in days}
     _count(con, report, PARTITION_COLUMN, window)
     return report
 
@@ -333,10 +357,15 @@ def build_derived(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Date
     Partitioned datasets replace the window's rows (by their partition column); others replace
     the table, or merge by primary key.
 
+    The SELECT runs as sqlglot parsed it, after :mod:`strata.registry.sql_policy` accepted it
+    (:func:`strata.registry.sql.sandboxed`); run it on a sandboxed connection
+    (:func:`strata.warehouse.sandbox`).
+
     Raises:
+        UnsafeSqlError: the policy refuses the SELECT (nothing ran).
         duckdb.Error: the SELECT failed (the table is unchanged).
     """
-    select_sql = f"select * from ({dataset.select}) as q"
+    select_sql = f"select * from ({sandboxed(dataset.select)}) as q"  # type: ignore[arg-type]
     if window is not None:
         column = warehouse.quote(dataset.partitioning.column)  # type: ignore[union-attr]
         select_sql += f" where {column} >= ? and {column} < ?"

@@ -85,6 +85,32 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path | str, alias: str, read_on
     _lock_wait("read" if read_only else "write")(con.execute)(f"attach {literal(str(path))} as {quote(alias)}{mode}")
 
 
+def sandbox(con: duckdb.DuckDBPyConnection, readable: Sequence[Path] = ()) -> None:
+    """Confine ``con`` before it runs registry SQL: no files but ``readable``, no extensions, no settings.
+
+    Uses DuckDB's own controls (https://duckdb.org/docs/stable/operations_manual/securing_duckdb/overview):
+    ``allowed_directories`` (the landing root, for checks that recount files), then
+    ``enable_external_access = false`` (no other file, ``ATTACH``, ``COPY``, ``INSTALL`` or ``LOAD``),
+    no extension auto-install or auto-load, and ``lock_configuration`` so the SQL cannot ``SET``
+    any of it back. The warehouse file itself and DuckDB's spill directory stay usable. Permanent
+    for the connection's database instance: open a new connection for unconfined work.
+    """
+    dirs = ", ".join(literal(str(Path(p).resolve()).rstrip("/") + "/") for p in readable)
+    for statement in (
+        f"set allowed_directories = [{dirs}]",
+        "set enable_external_access = false",
+        "set autoinstall_known_extensions = false",
+        "set autoload_known_extensions = false",
+        "set lock_configuration = true",
+    ):
+        con.execute(statement).fetchall()
+
+
+def sandboxed(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether :func:`sandbox` already confined ``con``."""
+    return con.execute("select current_setting('lock_configuration')").fetchall()[0][0] is True
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN ... COMMIT, or ROLLBACK if the block raises."""

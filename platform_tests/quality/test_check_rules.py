@@ -1,4 +1,4 @@
-"""The check rules on a real DuckDB file: volume, distribution, referential, custom SQL, pandera
+"""The check rules on a real DuckDB file: volume, distribution, referential, custom SQL, the
 schema with failing partitions and sample rows, and partition-aware freshness."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def test_custom_sql_places_failures_on_their_partitions(con):
     assert len(outcome.metadata["sample_failing_rows"]) == 5
 
 
-def test_pandera_schema_names_failing_partitions_with_sample_rows(con):
+def test_schema_names_failing_partitions_with_sample_rows(con):
     ds = Dataset.model_validate(
         {
             "name": "sales",
@@ -98,7 +98,7 @@ def test_pandera_schema_names_failing_partitions_with_sample_rows(con):
     failed = {p.partition for p in outcome.failed_partitions}
     assert failed == {START + timedelta(days=i) for i in range(20)} | {START + timedelta(days=21)}
     rules = {r["rule"] for r in outcome.metadata["failing_rules"]}
-    assert any("isin" in r for r in rules) and any("less_than_or_equal_to" in r or "le" in r for r in rules)
+    assert "accepted_values: customer" in rules and "range: amount" in rules and "unique: id" not in rules
     assert (
         outcome.metadata["sample_failing_rows"]
         and "accepted_values" in outcome.metadata["sample_failing_rows"][0]["violations"]
@@ -106,7 +106,7 @@ def test_pandera_schema_names_failing_partitions_with_sample_rows(con):
     assert schema.evaluate(con, scope(20, 1), ds).passed  # the empty day breaks nothing
 
 
-def test_pandera_schema_flags_a_changed_column_type(con):
+def test_schema_flags_a_changed_column_type(con):
     ds = Dataset.model_validate(
         {
             "name": "sales",
@@ -118,7 +118,9 @@ def test_pandera_schema_flags_a_changed_column_type(con):
     )
     outcome = schema.evaluate(con, scope(0, 2), ds)
     assert not outcome.passed
-    assert {p.detail for p in outcome.failed_partitions} == {"column types differ"}
+    assert {p.detail for p in outcome.failed_partitions} == {
+        "column types differ: amount is DECIMAL(12,1), declared DOUBLE"
+    }
     assert any(r["rule"].startswith("dtype") for r in outcome.metadata["failing_rules"])
 
 
@@ -147,3 +149,20 @@ def test_freshness_policy_and_partition_freshness_check(monkeypatch, tmp_path, t
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_a_sql_derived_datasets_primary_key_is_checked(con):
+    from strata.checks import keys
+
+    spec = {
+        "name": "sales",
+        "layer": "mart",
+        "select": "select 1",
+        "partitioning": {"column": "day", "start": str(START)},
+    }
+    unique = keys.evaluate(con, scope(0, 3), Dataset.model_validate({**spec, "primary_key": ["id"]}))
+    assert unique.passed
+    repeated = keys.evaluate(con, scope(0, 3), Dataset.model_validate({**spec, "primary_key": ["customer"]}))
+    assert not repeated.passed
+    assert all(p.detail.startswith("50 row(s) repeat or lack the key, e.g. ") for p in repeated.failed_partitions)
+    assert len(repeated.failed_partitions) == 3

@@ -12,12 +12,24 @@ import duckdb
 from strata.checks import CheckOutcome, PartitionResult
 from strata.checks.scope import Scope
 from strata.registry.models import CustomSqlCheck
+from strata.registry.sql import CHECK_PLACEHOLDERS, sandboxed, with_placeholders
 from strata.warehouse import quote
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: CustomSqlCheck) -> CheckOutcome:
-    """Run the query over the window and judge each partition."""
-    sql = check.sql.replace("{table}", scope.sql_table).replace("{window}", scope.where())
+    """Run the query over the window and judge each partition.
+
+    The query runs as sqlglot parsed it, ``{table}`` and ``{window}`` filled in on the tree
+    (:func:`strata.registry.sql.sandboxed`).
+
+    Raises:
+        UnsafeSqlError: the policy refuses the query (nothing ran).
+    """
+    sql = sandboxed(
+        with_placeholders(check.sql),
+        tables={CHECK_PLACEHOLDERS["{table}"]: scope.sql_table},
+        predicates={CHECK_PLACEHOLDERS["{window}"]: scope.where()},
+    )
     names = [d[0] for d in con.execute(f"describe select * from ({sql})").fetchall()]
     sample = con.execute(f"select * from ({sql}) limit 5").fetchall()
     if scope.partitioned and scope.partition_column in names:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from strata.checks import CheckOutcome, accounting, custom_sql, distribution, referential, schema, volume
+from strata.checks import CheckOutcome, accounting, custom_sql, distribution, keys, referential, schema, volume
 from strata.checks import reconciliation as recon
 from strata.checks.scope import Scope
 from strata.checks.specs import CheckSpec, check_name, check_specs
@@ -57,6 +57,8 @@ def evaluate(
             outcomes.append(accounting.schema_drift(scope, report))
     if dataset.columns:
         outcomes.append(schema.evaluate(con, scope, dataset))
+    if dataset.select is not None and dataset.primary_key:
+        outcomes.append(keys.evaluate(con, scope, dataset))
     for check in dataset.checks:
         if isinstance(check, VolumeCheck):
             outcomes.append(volume.evaluate(con, scope, check))

@@ -1,97 +1,80 @@
-"""Schema: a pandera schema from the declared columns, validated in DuckDB against the window.
+"""Schema: the declared columns' types, and the contract's row rules, judged on the loaded window.
 
-pandera's ibis backend runs the validation as SQL where the data is.
-
-Types, nullability, uniqueness (within the window), accepted values, ranges and patterns. On
-failure the metadata lists each failing rule with its count and example values, and the failing
-partitions with a sample of failing rows (found with the same rules as SQL, see
-:mod:`strata.contract`).
+One implementation of the contract: the row rules are :func:`strata.contract.column_rules`, the
+SQL the load quarantines by, so a row the load would quarantine can never pass this check and a
+row it keeps can never fail it (a ``pattern`` is a full match in both). Beyond the load's rules:
+``unique`` columns are judged within the window, and every declared column must exist with the
+type DuckDB gives the declared one (``typeof(NULL::<type>)``). On failure the metadata lists each
+failing rule with its count and example values, and a sample of failing rows.
 """
 
 from __future__ import annotations
 
-from datetime import date
-
 import duckdb
-import ibis
-import pandera.errors as pe
-import pandera.ibis as pa
-from ibis.backends.sql.datatypes import DuckDBType
 
-from strata import contract
+from strata import contract, warehouse
 from strata.checks import CheckOutcome, PartitionResult
 from strata.checks.scope import Scope
-from strata.registry.models import Column, Dataset
+from strata.registry.models import Dataset
 from strata.warehouse import quote
 
 
-def pandera_schema(columns: list[Column]) -> pa.DataFrameSchema:
-    """The pandera (ibis) schema of the declared columns; extra columns are allowed."""
-    fields = {}
-    for col in columns:
-        checks = []
-        if col.accepted_values is not None:
-            checks.append(pa.Check.isin(col.accepted_values))
-        if col.range is not None:
-            if col.range.min is not None:
-                checks.append(pa.Check.ge(col.range.min))
-            if col.range.max is not None:
-                checks.append(pa.Check.le(date.today() if col.range.max == "today" else col.range.max))
-        if col.pattern is not None:
-            checks.append(pa.Check.str_matches(col.pattern))
-        fields[col.name] = pa.Column(
-            DuckDBType.from_string(col.type), checks=checks, nullable=col.nullable, unique=col.unique
-        )
-    return pa.DataFrameSchema(fields, strict=False)
+def type_problems(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[str]:
+    """Declared columns missing from the table or of another type, as messages.
+
+    For example ``amount is BIGINT, declared DOUBLE``.
+    """
+    actual = dict(warehouse.columns(con, dataset.table))
+    problems = []
+    for col in dataset.columns:
+        declared = con.execute(f"select typeof(null::{col.sql_type})").fetchall()[0][0]
+        if col.name not in actual:
+            problems.append(f"{col.name} is missing, declared {declared}")
+        elif actual[col.name] != declared:
+            problems.append(f"{col.name} is {actual[col.name]}, declared {declared}")
+    return problems
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, dataset: Dataset) -> CheckOutcome:
-    """Validate the window's rows against the declared columns."""
-    schema_name, table_name = dataset.table.split(".", 1)
-    table = ibis.duckdb.from_connection(con).table(table_name, database=schema_name)
-    if scope.partitioned:
-        column = table[scope.partition_column]
-        table = table.filter((column >= scope.window.start) & (column < scope.window.end))  # type: ignore[union-attr]
-    try:
-        pandera_schema(dataset.columns).validate(table, lazy=True)
-    except pe.SchemaErrors as err:
-        return _failed(con, scope, dataset, err)
-    return CheckOutcome(
-        "schema",
-        "error",
-        [PartitionResult(d, True, "valid") for d in scope.days()],
-        metadata={"columns_checked": len(dataset.columns)},
-    )
-
-
-def _failed(con: duckdb.DuckDBPyConnection, scope: Scope, dataset: Dataset, err: pe.SchemaErrors) -> CheckOutcome:
-    cases = err.failure_cases
-    rules = []
-    for check, group in cases.groupby("check", sort=True):
-        examples = [str(v) for v in group["failure_case"].head(3)]
-        rules.append({"rule": str(check), "failures": len(group), "examples": "; ".join(examples)})
-    schema_level = any(str(c).startswith(("dtype", "column_in_dataframe")) for c in cases["check"])
-    found = _violations_by_partition(con, scope, dataset)
+    """Judge the window's rows against the declared columns, per partition."""
+    types = type_problems(con, dataset)
+    found = _violations_by_partition(con, scope, dataset) if not types else {}
     results = []
     for day in scope.days():
         n, example = found.get(day, (0, ""))
-        bad = schema_level or n > 0
-        detail = (
-            f"{n} row(s) break the contract, e.g. {example}"
-            if n
-            else ("column types differ" if schema_level else "valid")
-        )
-        results.append(PartitionResult(day, not bad, detail))
-    sample = con.execute(
-        f"select * from ({_violations_sql(scope, dataset)}) where len(__violations) > 0 limit 5"
-    ).fetchall()
+        if types:
+            results.append(PartitionResult(day, False, "column types differ: " + "; ".join(types)))
+        else:
+            results.append(
+                PartitionResult(day, n == 0, f"{n} row(s) break the contract, e.g. {example}" if n else "valid")
+            )
+    if all(r.passed for r in results):
+        return CheckOutcome("schema", "error", results, metadata={"columns_checked": len(dataset.columns)})
+    rules = [{"rule": f"dtype: {p}", "failures": 1, "examples": ""} for p in types]
+    sample = []
+    if not types:
+        rules += [
+            {"rule": f"{rule}: {column}", "failures": int(n), "examples": "; ".join(examples)}
+            for rule, column, n, examples in con.execute(
+                f"select split_part(v, {warehouse.literal(contract.SEP)}, 1), split_part(v, "
+                f"{warehouse.literal(contract.SEP)}, 2), count(*), list(split_part(v, "
+                f"{warehouse.literal(contract.SEP)}, 3))[1:3] from (select unnest(__violations) as v "
+                f"from ({_violations_sql(scope, dataset)})) group by 1, 2 order by 1, 2"
+            ).fetchall()
+        ]
+        sample = con.execute(
+            f"select * from ({_violations_sql(scope, dataset)}) where len(__violations) > 0 limit 5"
+        ).fetchall()
     return CheckOutcome(
         "schema",
         "error",
         results,
         metadata={
             "failing_rules": rules,
-            "sample_failing_rows": [{"row": str(r[:-1])[:300], "violations": "; ".join(r[-1])} for r in sample],
+            "sample_failing_rows": [
+                {"row": str(r[:-1])[:300], "violations": "; ".join(v.replace(contract.SEP, ": ") for v in r[-1])}
+                for r in sample
+            ],
         },
     )
 

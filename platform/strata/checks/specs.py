@@ -1,7 +1,7 @@
 """The checks a registered dataset carries (names, severities), known without touching data.
 
 Kept apart from the check implementations so that building Dagster definitions does not import
-DuckDB, ibis or pandera.
+DuckDB.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def check_specs(dataset: Dataset) -> list[CheckSpec]:
             specs.append(CheckSpec("schema_drift", "warn", "The source has no columns beyond the declared ones."))
     if dataset.columns:
         specs.append(CheckSpec("schema", "error", "Declared types, nullability, uniqueness, values, ranges, patterns."))
+    if dataset.select is not None and dataset.primary_key:
+        specs.append(CheckSpec("primary_key", "error", "No two rows share the primary key, and none lacks it."))
     for check in dataset.checks:
         specs.append(CheckSpec(check_name(check), check.severity, (type(check).__doc__ or "").split("\n")[0]))
     return specs

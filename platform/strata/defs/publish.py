@@ -34,13 +34,16 @@ PUBLISHED_SCHEMA = "published"
 
 
 def partitioned_marts(assets: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
-    """The keys of every partitioned asset in the ``marts`` group."""
+    """The keys of every partitioned asset in the ``marts`` schema (dbt marts and SQL-derived registry marts).
+
+    Judged by the key's schema, not the Dagster group: an analyst's mart may sit in its own group.
+    """
     return [
         spec.key
         for assets_def in assets
         if assets_def.partitions_def is not None
         for spec in assets_def.specs
-        if spec.group_name == "marts"
+        if spec.key.path[0] == "marts"
     ]
 
 

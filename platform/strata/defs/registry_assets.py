@@ -162,7 +162,9 @@ def build_dataset_asset(
     :class:`~strata.errors.StrataError` (broken contract, missing file, blocked by checks) is
     raised as ``dg.Failure(allow_retries=False)``: retrying cannot fix it.
 
-    Every step opens the warehouse, so every step is in the warehouse pool. The
+    Every step opens the warehouse, so every step is in the warehouse pool. Registry SQL (a
+    SELECT, ``custom_sql`` checks) runs only on a connection confined by
+    :func:`strata.warehouse.sandbox`: after the raw load, before anything for a SQL-derived one. The
     dataset's checks (:mod:`strata.checks.runner`) run in the same step after the write; error
     ones are blocking. A SQL-derived dataset first passes the quality gate: it does not build on
     partitions whose upstream failed a blocking check.
@@ -214,15 +216,19 @@ def build_dataset_asset(
         freshness_policy=freshness,
     )
     def _dataset(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
-        from strata.checks import results, runner  # DuckDB, ibis, pandera: at run time only
+        from strata.checks import results, runner  # DuckDB: at run time only
         from strata.loading import build_derived, load_dataset
+        from strata.warehouse import sandbox
 
         window = window_of(context) if partitions_def else None
         with warehouse.connect() as con:
             try:
                 if dataset.layer == "raw":
                     report = load_dataset(con, dataset, landing.path, context.run_id, window)
+                    # from here on, registry SQL (custom_sql checks) may run
+                    sandbox(con, readable=[landing.path])
                 else:
+                    sandbox(con, readable=[landing.path])
                     gate(con, [k.to_user_string() for k in deps], window)
                     report = build_derived(con, dataset, window)
             except StrataError as err:

@@ -1,11 +1,16 @@
 """Loading the registry: every dataset file, validated on its own and against the others.
 
 A broken file never hides the others: it becomes a :class:`BrokenDataset` with all its issues,
-and the valid datasets load as usual. Rules across files:
+and the valid datasets load as usual. Nothing a file holds can raise out of :func:`load_registry`
+(any error reading one file is an issue of that file). Validation is one pass: a file with its
+own errors is still checked against the others, so every mistake shows in one run. Rules across
+files:
 
-* dataset names are unique;
+* dataset names are unique, and no dataset has the table of a dbt model (same asset key);
 * a SQL-derived dataset reads only registered datasets and dbt models (dependencies are inferred
-  from its SELECT) and no dependency cycle exists;
+  from its SELECT), every column it names exists in them (:mod:`strata.registry.sql_columns`),
+  its partition column is one of its outputs, and no dependency cycle exists;
+* a ``custom_sql`` check reads only its own table, registered datasets and dbt models;
 * a referential check points at a registered dataset and one of its declared columns; the dataset
   then depends on the one it references (its check reads it), so it is loaded after it.
 """
@@ -14,17 +19,22 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from strata.registry.issues import Issue
-from strata.registry.models import IDENTIFIER_PATTERN, LAYER_SCHEMAS, Dataset, ReferentialCheck
-from strata.registry.sql import parse_select, tables_read
+from strata.registry.models import IDENTIFIER_PATTERN, LAYER_SCHEMAS, CustomSqlCheck, Dataset, ReferentialCheck
+from strata.registry.sql import CHECK_PLACEHOLDERS, TableRef, parse_select, tables_read, with_placeholders
+from strata.registry.sql_columns import resolve
 from strata.registry.validation import validate_document
 from strata.registry.yaml_doc import YamlDocument, read_yaml
+from strata.sources import LOAD_COLUMNS
 
 SUFFIXES = (".yaml", ".yml")
+
+#: Tables outside the registry a SELECT may read (the dbt models), each with its known column names.
+Relations = Mapping[str, Sequence[str]]
 
 
 @dataclass
@@ -82,7 +92,7 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def load_registry(paths: Iterable[Path], external_tables: Iterable[str] = ()) -> Registry:
+def load_registry(paths: Iterable[Path], external_tables: Iterable[str] | Relations = ()) -> Registry:
     """Read, validate and cross-check every dataset file under ``paths``.
 
     ``external_tables`` are the ``schema.table`` relations SQL-derived datasets may read besides
@@ -91,29 +101,66 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] = ()) ->
     registry = Registry()
     docs: dict[str, YamlDocument] = {}
     roots = list(paths)
+    external: dict[str, list[str]] = (
+        {k: list(v) for k, v in external_tables.items()}
+        if isinstance(external_tables, Mapping)
+        else dict.fromkeys(external_tables, [])
+    )
+    partial: list[tuple[Path, YamlDocument, Dataset, list[Issue], bool]] = []
     for path in discover(roots):
-        doc, issues = read_yaml(path)
-        dataset = None
-        if doc is not None:
-            dataset, more = validate_document(doc)
-            issues = issues + more
-        if dataset is None or issues:
+        doc, dataset, issues = _read(path)
+        if dataset is None or doc is None:
             registry.broken.append(_broken(path, doc, issues))
             continue
-        if dataset.name in registry.datasets:
-            first = registry.files[dataset.name]
-            issue = doc.issue(
-                ("name",),
-                f"dataset '{dataset.name}' is already declared in {_shown(first, roots)}",
-                "dataset names are unique across files",
-            )
-            registry.broken.append(_broken(path, doc, [issue], unique=False))
+        unique = True
+        seen_in = registry.files.get(dataset.name) or next(
+            (p for p, _, d, _, _ in partial if d.name == dataset.name), None
+        )
+        if seen_in is not None:
+            unique = False
+            issues = issues + [
+                doc.issue(
+                    ("name",),
+                    f"dataset '{dataset.name}' is already declared in {_shown(seen_in, roots)}",
+                    "dataset names are unique across files",
+                )
+            ]
+        if dataset.table in external:
+            unique = False
+            issues = issues + [
+                doc.issue(
+                    ("name",),
+                    f"'{dataset.table}' is a dbt model; a dataset cannot have the same table",
+                    "choose another name, or another layer",
+                )
+            ]
+        if issues:
+            partial.append((path, doc, dataset, issues, unique))
             continue
         registry.datasets[dataset.name] = dataset
         registry.files[dataset.name] = path
         docs[dataset.name] = doc
-    _cross_check(registry, docs, set(external_tables))
+    broken_names = {b.name for b in registry.broken} | {d.name for _, _, d, _, _ in partial}
+    _cross_check(registry, docs, external, broken_names)
+    # files with their own errors are still checked against the others: every error in one run
+    readable = _known(registry, external)
+    for path, doc, dataset, issues, unique in partial:
+        more = _cross_issues(dataset.name, dataset, doc, registry, external, broken_names, Registry(), readable)
+        registry.broken.append(_broken(path, doc, sorted(set(issues + more)), unique=unique))
     return registry
+
+
+def _read(path: Path) -> tuple[YamlDocument | None, Dataset | None, list[Issue]]:
+    """One file's document, dataset and issues; any error while reading it is an issue of that file."""
+    doc = None
+    try:
+        doc, issues = read_yaml(path)
+        if doc is None:
+            return None, None, issues
+        dataset, more = validate_document(doc)
+        return doc, dataset, issues + more
+    except Exception as err:  # noqa: BLE001 - a broken file must never hide the others
+        return doc, None, [Issue(path, 1, 1, f"cannot read the file: {type(err).__name__}: {err}")]
 
 
 def _shown(path: Path, roots: list[Path]) -> str:
@@ -139,62 +186,14 @@ def _broken(path: Path, doc: YamlDocument | None, issues: list[Issue], unique: b
     return BrokenDataset(path, sorted(issues), name, layer, group)
 
 
-def _cross_check(registry: Registry, docs: dict[str, YamlDocument], external: set[str]) -> None:
-    tables = {ds.table: name for name, ds in registry.datasets.items()}
-    broken_names = {b.name for b in registry.broken}
-    known = sorted(set(tables) | external)
+def _cross_check(
+    registry: Registry, docs: dict[str, YamlDocument], external: Relations, broken_names: set[str]
+) -> None:
+    readable = _known(registry, external)
+    tables = readable[0]
     problems: dict[str, list[Issue]] = {}
-
     for name, ds in registry.datasets.items():
-        doc = docs[name]
-        found: list[Issue] = []
-        if ds.select is not None:
-            statement, _ = parse_select(ds.select)
-            deps: list[str] = []
-            for ref in tables_read(statement) if statement is not None else []:
-                relation = _resolve(ref.schema, ref.name, tables, external, registry)
-                if relation is None:
-                    hint = difflib.get_close_matches(ref.qualified, known, n=1, cutoff=0.5)
-                    gone = f"; '{ref.name}' has errors" if ref.name in broken_names else ""
-                    found.append(
-                        doc.issue_in(
-                            ("select",),
-                            ref.line,
-                            ref.column,
-                            f"select reads unknown table '{ref.qualified}'{gone}",
-                            f"did you mean '{hint[0]}'?" if hint else "registered datasets and dbt models",
-                        )
-                    )
-                elif relation == ds.table:
-                    found.append(doc.issue_in(("select",), ref.line, ref.column, "a dataset cannot read itself"))
-                elif relation not in deps:
-                    deps.append(relation)
-            registry.dependencies[name] = deps
-        for i, check in enumerate(ds.checks):
-            if isinstance(check, ReferentialCheck):
-                target_name, _, column = check.references.partition(".")
-                target = registry.datasets.get(target_name)
-                if target is None:
-                    near = difflib.get_close_matches(target_name, list(registry.datasets), n=1)
-                    found.append(
-                        doc.issue(
-                            ("checks", i, "references"),
-                            f"unknown dataset '{target_name}'",
-                            f"did you mean '{near[0]}'?" if near else "",
-                        )
-                    )
-                elif target.columns and target.column(column) is None:
-                    near = difflib.get_close_matches(column, [c.name for c in target.columns], n=1)
-                    found.append(
-                        doc.issue(
-                            ("checks", i, "references"),
-                            f"dataset '{target_name}' declares no column '{column}'",
-                            f"did you mean '{near[0]}'?" if near else "",
-                        )
-                    )
-                elif target.name != name and target.table not in registry.dependencies.setdefault(name, []):
-                    # the check reads the referenced dataset: load it first
-                    registry.dependencies[name].append(target.table)
+        found = _cross_issues(name, ds, docs[name], registry, external, broken_names, registry, readable)
         if found:
             problems[name] = found
 
@@ -209,7 +208,129 @@ def _cross_check(registry: Registry, docs: dict[str, YamlDocument], external: se
         registry.dependencies.pop(name, None)
 
 
-def _resolve(schema: str, name: str, tables: Mapping[str, str], external: set[str], registry: Registry) -> str | None:
+def _cross_issues(
+    name: str,
+    ds: Dataset,
+    doc: YamlDocument,
+    registry: Registry,
+    external: Relations,
+    broken_names: set[str],
+    record: Registry,
+    readable: tuple[dict[str, str], list[str]],
+) -> list[Issue]:
+    """The cross-file issues of ``ds`` against the valid datasets of ``registry``; dependencies go to ``record``."""
+    tables, known = readable
+    found: list[Issue] = []
+    if ds.select is not None:
+        deps: list[str] = []
+        resolved: list[tuple[TableRef, str]] = []
+        for ref, relation in _tables_of(ds.select, tables, external, registry):
+            if relation is None:
+                found.append(_unknown_table(doc, ("select",), ref, known, broken_names))
+            elif relation == ds.table:
+                found.append(doc.issue_in(("select",), ref.line, ref.column, "a dataset cannot read itself"))
+            else:
+                resolved.append((ref, relation))
+                if relation not in deps:
+                    deps.append(relation)
+        record.dependencies[name] = deps
+        if not found:
+            found += _column_issues(doc, ds, resolved, registry, external)
+    for i, check in enumerate(ds.checks):
+        if isinstance(check, CustomSqlCheck):
+            for ref, relation in _tables_of(with_placeholders(check.sql), tables, external, registry):
+                if relation is None and ref.qualified != CHECK_PLACEHOLDERS["{table}"]:
+                    found.append(_unknown_table(doc, ("checks", i, "sql"), ref, known, broken_names))
+    for i, check in enumerate(ds.checks):
+        if isinstance(check, ReferentialCheck):
+            target_name, _, column = check.references.partition(".")
+            target = registry.datasets.get(target_name)
+            if target is None:
+                near = difflib.get_close_matches(target_name, list(registry.datasets), n=1)
+                found.append(
+                    doc.issue(
+                        ("checks", i, "references"),
+                        f"unknown dataset '{target_name}'",
+                        f"did you mean '{near[0]}'?" if near else "",
+                    )
+                )
+            elif target.columns and target.column(column) is None:
+                near = difflib.get_close_matches(column, [c.name for c in target.columns], n=1)
+                found.append(
+                    doc.issue(
+                        ("checks", i, "references"),
+                        f"dataset '{target_name}' declares no column '{column}'",
+                        f"did you mean '{near[0]}'?" if near else "",
+                    )
+                )
+            elif target.name != name and target.table not in record.dependencies.setdefault(name, []):
+                # the check reads the referenced dataset: load it first
+                record.dependencies[name].append(target.table)
+    return found
+
+
+def _column_issues(
+    doc: YamlDocument,
+    ds: Dataset,
+    tables: list[tuple[TableRef, str]],
+    registry: Registry,
+    external: Relations,
+) -> list[Issue]:
+    """A column the SELECT names that its tables do not have; a partition column it does not produce."""
+    statement, problem = parse_select(ds.select or "")
+    if statement is None or problem is not None:
+        return []
+    columns: dict[str, list[str]] = {}
+    for d in registry.datasets.values():
+        declared = [c.name for c in d.columns]
+        columns[d.table] = declared + list(LOAD_COLUMNS) if declared and d.layer == "raw" else declared
+    for relation, names in external.items():
+        columns.setdefault(relation, names)
+    result = resolve(statement, tables, columns)
+    if result is None:
+        return []
+    if result.problem is not None:
+        return [doc.issue_in(("select",), result.problem.line, result.problem.column, result.problem.message)]
+    if ds.partitioning is not None and ds.partitioning.column and ds.partitioning.column not in result.outputs:
+        near = difflib.get_close_matches(ds.partitioning.column, result.outputs, n=1)
+        return [
+            doc.issue(
+                ("partitioning", "column"),
+                f"partition column '{ds.partitioning.column}' is not a column of the select",
+                f"did you mean '{near[0]}'?" if near else "the select gives: " + ", ".join(result.outputs[:12]),
+            )
+        ]
+    return []
+
+
+def _known(registry: Registry, external: Relations) -> tuple[dict[str, str], list[str]]:
+    """Valid datasets by table, and every readable table (with the dbt models), sorted."""
+    tables = {d.table: n for n, d in registry.datasets.items()}
+    return tables, sorted(set(tables) | set(external))
+
+
+def _tables_of(
+    sql: str, tables: Mapping[str, str], external: Relations, registry: Registry
+) -> list[tuple[TableRef, str | None]]:
+    """Each table ``sql`` reads, with the ``schema.table`` it resolves to (None: not registered, not a dbt model)."""
+    statement, _ = parse_select(sql, policy=False)
+    refs = tables_read(statement) if statement is not None else []
+    return [(ref, _resolve(ref.schema, ref.name, tables, external, registry)) for ref in refs]
+
+
+def _unknown_table(doc: YamlDocument, loc: tuple, ref: TableRef, known: list[str], broken_names: set[str]) -> Issue:
+    hint = difflib.get_close_matches(ref.qualified, known, n=1, cutoff=0.5)
+    gone = f"; '{ref.name}' has errors" if ref.name in broken_names else ""
+    return doc.issue_in(
+        loc,
+        ref.line,
+        ref.column,
+        f"{'select' if loc == ('select',) else 'sql'} reads unknown table '{ref.qualified}'{gone}",
+        f"did you mean '{hint[0]}'?" if hint else "registered datasets and dbt models",
+    )
+
+
+def _resolve(schema: str, name: str, tables: Mapping[str, str], external: Relations, registry: Registry) -> str | None:
     if schema:
         relation = f"{schema}.{name}"
         return relation if relation in tables or relation in external else None

@@ -8,16 +8,19 @@ by primary key).
 
 Rules that need more than one field (a partition column that must be declared, a primary key
 among the columns ...) live in :mod:`strata.registry.rules`, so that every error of a file is
-reported with its own location. This module knows nothing of Dagster or DuckDB.
+reported with its own location. This module knows nothing of Dagster or DuckDB; types are parsed
+with sqlglot.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+import sqlglot
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 #: A SQL identifier Strata accepts for dataset and column names: lower snake_case, at most 63 chars.
 IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
@@ -64,6 +67,26 @@ class Range(StrictModel):
     max: float | date | Literal["today"] | None = None
 
 
+def parse_type(text: str) -> str:
+    """``text`` parsed as exactly one DuckDB SQL type and written back by sqlglot.
+
+    Every token must belong to the type: ``varchar) || (select ...`` or ``int; drop table x`` is
+    refused, never pasted into SQL. User-defined (unknown) type names are refused too.
+
+    Raises:
+        ValueError: not exactly one known type.
+    """
+    try:
+        parsed = sqlglot.parse_one(text, read="duckdb", into=exp.DataType)
+    except (SqlglotError, RecursionError, ValueError, TypeError) as err:
+        raise ValueError(f"not a SQL type: {text!r}") from err
+    if not isinstance(parsed, exp.DataType) or any(
+        isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED for node in parsed.walk()
+    ):
+        raise ValueError(f"not a SQL type: {text!r}")
+    return parsed.sql(dialect="duckdb")
+
+
 class Column(StrictModel):
     """One declared column of a dataset's contract.
 
@@ -78,17 +101,19 @@ class Column(StrictModel):
     unique: bool = False
     accepted_values: list[str | int | float] | None = None
     range: Range | None = None
-    pattern: str | None = Field(default=None, description="A regular expression every value must match.")
+    pattern: str | None = Field(
+        default=None,
+        description="A regular expression (RE2, as DuckDB runs it) that every whole value must match.",
+    )
 
-    @field_validator("pattern")
-    @classmethod
-    def _pattern_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise ValueError(f"invalid regular expression: {err}") from err
-        return value
+    @property
+    def sql_type(self) -> str:
+        """The declared type as sqlglot writes it for DuckDB (``varchar`` -> ``TEXT``); the only form put in SQL.
+
+        Raises:
+            ValueError: ``type`` is not exactly one SQL type (validation rejects such files first).
+        """
+        return parse_type(self.type)
 
 
 # --------------------------------------------------------------------------- sources

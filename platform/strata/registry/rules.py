@@ -11,14 +11,13 @@ import difflib
 import re
 import string
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import PurePosixPath
 from zoneinfo import available_timezones
 
+import yaml
 from cronsim import CronSim, CronSimError
-from sqlglot import exp
-from sqlglot.errors import ParseError
 
 from strata.registry.issues import Issue
 from strata.registry.models import (
@@ -31,9 +30,11 @@ from strata.registry.models import (
     ReconciliationCheck,
     VolumeCheck,
     check_name,
+    parse_type,
 )
-from strata.registry.sql import SqlProblem, parse_select
+from strata.registry.sql import SqlProblem, parse_select, with_placeholders
 from strata.registry.yaml_doc import YamlDocument
+from strata.sources import LOAD_COLUMNS
 
 COMMON_TYPES = [
     "BIGINT",
@@ -52,12 +53,35 @@ COMMON_TYPES = [
     "BLOB",
 ]
 WINDOW_PLACEHOLDERS = {"date", "start", "end"}
+#: Column names Strata's loads add (:data:`strata.sources.LOAD_COLUMNS`, and the row number).
+RESERVED_COLUMNS = frozenset(LOAD_COLUMNS) | {"_source_row"}
+#: Partition dates Strata accepts: Dagster's partition arithmetic overflows near year 9999.
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 
 def check_dataset(doc: YamlDocument, ds: Dataset) -> list[Issue]:
     """Every single-file rule violation of ``ds`` (declared in ``doc``)."""
     rules = (_columns, _layer, _partitioning, _load, _source, _select, _checks, _freshness)
     return [issue for rule in rules for issue in rule(doc, ds)]
+
+
+def check_sql_text(doc: YamlDocument) -> list[Issue]:
+    """The SQL rules on a document that did not fit the schema: its ``select`` and ``custom_sql`` texts.
+
+    So a file with a misspelt key and a refused SELECT shows both in one run.
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    found = []
+    if isinstance(data.get("select"), str):
+        _, problem = parse_select(data["select"])
+        if problem:
+            found.append(_sql_issue(doc, ("select",), problem))
+    for i, check in enumerate(data.get("checks") if isinstance(data.get("checks"), list) else []):
+        if isinstance(check, dict) and check.get("type") == "custom_sql" and isinstance(check.get("sql"), str):
+            _, problem = parse_select(with_placeholders(check["sql"]))
+            if problem:
+                found.append(_sql_issue(doc, ("checks", i, "sql"), problem))
+    return found
 
 
 def _near(word: str, options: list[str]) -> str:
@@ -70,6 +94,12 @@ def _columns(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     for i, col in enumerate(ds.columns):
         if col.name in seen:
             yield doc.issue(("columns", i, "name"), f"column '{col.name}' is declared twice")
+        if col.name in RESERVED_COLUMNS:
+            yield doc.issue(
+                ("columns", i, "name"),
+                f"column '{col.name}' is reserved for load metadata",
+                "rename it (Strata adds " + ", ".join(sorted(RESERVED_COLUMNS)) + " itself)",
+            )
         seen.add(col.name)
         if not valid_type(col.type):
             yield doc.issue(
@@ -77,6 +107,18 @@ def _columns(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
                 f"column '{col.name}': unknown type '{col.type}'",
                 _near(col.type.upper(), COMMON_TYPES) or "a DuckDB type: " + ", ".join(COMMON_TYPES[:8]),
             )
+        values = doc.node_at(("columns", i, "accepted_values"))
+        for j, node in enumerate(values.value if isinstance(values, yaml.SequenceNode) else []):
+            if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":bool") and not node.style:
+                yield doc.issue(
+                    ("columns", i, "accepted_values", j),
+                    f"'{node.value}' is read as a boolean (YAML 1.1), not the text '{node.value}'",
+                    f"quote it: '{node.value}'",
+                )
+        if col.pattern is not None:
+            problem = regex_problem(col.pattern)
+            if problem:
+                yield doc.issue(("columns", i, "pattern"), f"pattern: DuckDB cannot run it: {problem}")
     names = [c.name for c in ds.columns]
     for i, key in enumerate(ds.primary_key):
         if names and key not in names:
@@ -89,12 +131,28 @@ def _columns(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
 
 @cache
 def valid_type(type_sql: str) -> bool:
-    """Whether ``type_sql`` is a SQL type DuckDB knows (parsed with sqlglot's DuckDB dialect)."""
+    """Whether ``type_sql`` is exactly one SQL type DuckDB knows (:func:`strata.registry.models.parse_type`)."""
     try:
-        exp.DataType.build(type_sql, dialect="duckdb")
-    except (ParseError, ValueError):
+        parse_type(type_sql)
+    except ValueError:
         return False
     return True
+
+
+@cache
+def regex_problem(pattern: str) -> str:
+    """Why DuckDB's regular-expression engine (RE2) refuses ``pattern``, or "" if it accepts it.
+
+    Python's ``re`` accepts look-arounds and back-references that RE2 does not; the load and the
+    schema check run the pattern in DuckDB, so DuckDB judges it.
+    """
+    import duckdb
+
+    try:
+        duckdb.connect().execute("select regexp_full_match('', ?)", [pattern]).fetchall()
+    except duckdb.Error as err:
+        return str(err).splitlines()[0].removeprefix("Invalid Input Error: ")
+    return ""
 
 
 def _layer(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
@@ -118,6 +176,10 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     p = ds.partitioning
     if p is None:
         return
+    for key in ("start", "end"):
+        value = getattr(p, key)
+        if value is not None and not (EARLIEST <= value <= LATEST):
+            yield doc.issue(("partitioning", key), f"{key} {value} is outside {EARLIEST} .. {LATEST}")
     if p.end is not None and p.end < p.start:
         yield doc.issue(("partitioning", "end"), f"end {p.end} is before start {p.start}")
     if p.timezone not in _TIMEZONES:
@@ -168,8 +230,13 @@ def _source(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
 
 
 def _placeholders(template: str) -> set[str]:
+    """Placeholder names in ``template``; one with a format spec or conversion (``{date:%Y}``) is named as written."""
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        return {
+            name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+            for _, name, spec, conv in string.Formatter().parse(template)
+            if name is not None
+        }
     except ValueError:
         return {"<unbalanced braces>"}
 
@@ -285,7 +352,7 @@ def _checks(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             if check.name in custom_names:
                 yield doc.issue(("checks", i, "name"), f"two custom_sql checks are named '{check.name}'")
             custom_names.add(check.name)
-            _, problem = parse_select(check.sql.replace("{table}", "t").replace("{window}", "true"))
+            _, problem = parse_select(with_placeholders(check.sql))
             if problem:
                 yield _sql_issue(doc, ("checks", i, "sql"), problem)
 
@@ -295,6 +362,8 @@ def _freshness(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     if f is None:
         return
     try:
+        if len(f.cron.split()) != 5:
+            raise CronSimError(f"{len(f.cron.split())} fields")
         CronSim(f.cron, datetime(2024, 1, 1))
     except CronSimError as err:
         yield doc.issue(

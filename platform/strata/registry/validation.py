@@ -42,7 +42,11 @@ _PATTERN_MESSAGES = {
 
 
 def validate_document(doc: YamlDocument) -> tuple[Dataset | None, list[Issue]]:
-    """The dataset a document declares, and every problem found in it (then the dataset is None)."""
+    """The dataset a document declares, and every problem found in it.
+
+    The dataset is None when the document does not fit the schema; with rule violations it is
+    returned with them, so the loader can also check it against the other files (one pass).
+    """
     if not isinstance(doc.data, dict):
         return None, [
             doc.issue(
@@ -56,9 +60,10 @@ def validate_document(doc: YamlDocument) -> tuple[Dataset | None, list[Issue]]:
         dataset = Dataset.model_validate(doc.data)
     except ValidationError as err:
         issues += [_issue_for(doc, error) for error in err.errors(include_url=False)]
+        issues += rules.check_sql_text(doc)
         return None, sorted(set(issues))
     issues += rules.check_dataset(doc, dataset)
-    return (None if issues else dataset), sorted(set(issues))
+    return dataset, sorted(set(issues))
 
 
 def _literal_secrets(doc: YamlDocument, data: Any, loc: tuple) -> Iterator[Issue]:

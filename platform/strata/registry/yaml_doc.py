@@ -83,14 +83,47 @@ class YamlDocument:
         return Issue(self.path, mark.line + 1, mark.column + 1, message, hint)
 
 
+#: Most nodes a dataset file may expand to, counting each alias's target again (an alias bomb of
+#: 870 bytes expands to millions), and the deepest nesting. A real dataset file has a few thousand
+#: nodes and a depth under 10.
+MAX_NODES = 50_000
+MAX_DEPTH = 64
+
+
 def read_yaml(path: Path, text: str | None = None) -> tuple[YamlDocument | None, list[Issue]]:
-    """Parse ``path``; return the document and its syntax problems (then the document is None)."""
-    text = path.read_text(encoding="utf-8") if text is None else text
+    """Parse ``path``; return the document and its syntax problems (then the document is None).
+
+    Never raises for the file's content: bytes that are not UTF-8, YAML errors, keys that are not
+    plain scalars, alias expansion beyond :data:`MAX_NODES` and nesting beyond :data:`MAX_DEPTH`
+    each become an :class:`Issue` at their position.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    if text is None:
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+            return None, [
+                Issue(
+                    path,
+                    line,
+                    column,
+                    f"the file is not UTF-8 (byte 0x{raw[err.start]:02x})",
+                    "save it as UTF-8",
+                )
+            ]
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return None, [Issue(path, 1, 1, "the file is empty", "a dataset file is a mapping: name, layer, ...")]
+        shape = _shape_problem(path, root)
+        if shape is not None:
+            return None, [shape]
         duplicates = list(_duplicate_keys(path, root))
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as err:
@@ -102,9 +135,44 @@ def read_yaml(path: Path, text: str | None = None) -> tuple[YamlDocument | None,
         if err.context and err.context_mark and err.context_mark.line + 1 != line:
             context = f" ({err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1})"
         return None, [Issue(path, line, col, f"YAML syntax error: {err.problem or err}{context}", hint)]
+    except (yaml.YAMLError, RecursionError, MemoryError, ValueError, TypeError) as err:
+        return None, [Issue(path, 1, 1, f"YAML error: {type(err).__name__}: {err}")]
     finally:
         loader.dispose()
     return YamlDocument(path, data, root), duplicates
+
+
+def _shape_problem(path: Path, root: yaml.Node) -> Issue | None:
+    """The first key that is not a scalar, or the point where nesting or alias expansion goes too far."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    visited = 0
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        mark = node.start_mark
+        if visited > MAX_NODES:
+            return Issue(
+                path,
+                mark.line + 1,
+                mark.column + 1,
+                f"the file expands to more than {MAX_NODES:,} values (aliases repeat their target)",
+                "write the values out, or use fewer nested aliases",
+            )
+        if depth > MAX_DEPTH:
+            return Issue(path, mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    return Issue(
+                        path,
+                        key.start_mark.line + 1,
+                        key.start_mark.column + 1,
+                        "a key must be a plain name, not a list or mapping ('? ...' complex key)",
+                    )
+                stack.append((value, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+    return None
 
 
 def _duplicate_keys(path: Path, node: yaml.Node):
@@ -119,7 +187,7 @@ def _duplicate_keys(path: Path, node: yaml.Node):
                     k.start_mark.column + 1,
                     f"duplicate key '{k.value}' (first at line {first}); the later value would win",
                 )
-            seen[getattr(k, "value", None)] = k
+            seen[k.value] = k
             yield from _duplicate_keys(path, v)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:

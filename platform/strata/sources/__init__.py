@@ -59,3 +59,9 @@ class Extract:
     #: SQL of lines the reader rejected (wrong column count, bad quoting or encoding), run after
     #: the relation was read, with columns: origin, partition_date, line, reason, text.
     rejects: str | None = None
+    #: Rows at the source per partition (None: unpartitioned), counted without the reader: given
+    #: what the reader produced per partition, returns the source's own count (see
+    #: :func:`strata.sources.files.count_records`). None: the reader's count is the source's.
+    count_source: Callable[[dict], dict] | None = None
+    #: The origins (files) whose own columns include the given one; for error messages.
+    origin_of_column: Callable[[str], list[str]] | None = None

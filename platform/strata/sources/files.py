@@ -7,7 +7,9 @@ empty file, not an absent one). Paths never leave the landing root.
 
 from __future__ import annotations
 
+import csv as csv_module
 import glob
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from strata import warehouse
 from strata.errors import CorruptSourceFileError, MissingSourceFileError
@@ -57,10 +60,22 @@ def _matches(landing_root: Path, relative: str) -> list[SourceFile] | None:
     """The files a (possibly globbed) relative path matches; None when it matches nothing."""
     pattern = _under_root(landing_root, relative)
     if not glob.has_magic(relative):
+        if pattern.is_dir():
+            raise ValueError(f"{pattern} is a directory, not a file")
         return [SourceFile(pattern, relative)] if pattern.is_file() else None
     root = landing_root.resolve()
     found = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
-    return [SourceFile(p, str(p.relative_to(root))) for p in found if p.resolve().is_relative_to(root)] or None
+    for p in found:
+        if not p.resolve().is_relative_to(root):
+            raise ValueError(f"landing file {p} is a link to {p.resolve()}, outside the landing root {landing_root}")
+    return [SourceFile(p, str(p.relative_to(root))) for p in found] or None
+
+
+def _matches_or_fail(landing_root: Path, relative: str, dataset: str) -> list[SourceFile] | None:
+    try:
+        return _matches(landing_root, relative)
+    except ValueError as err:
+        raise CorruptSourceFileError(dataset, landing_root / relative, str(err)) from err
 
 
 def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date], dataset: str) -> list[SourceFile]:
@@ -68,11 +83,12 @@ def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date
 
     Raises:
         MissingSourceFileError: naming the expected path of every day that matches no file.
+        CorruptSourceFileError: a path is a directory, or a link out of the landing root.
     """
     files, missing = [], []
     for day in days:
         relative = source.path.format(date=day.isoformat())
-        found = _matches(landing_root, relative)
+        found = _matches_or_fail(landing_root, relative, dataset)
         if found is None:
             missing.append(landing_root / relative)
         else:
@@ -88,10 +104,77 @@ def snapshot_files(source: FilesSource, landing_root: Path, dataset: str) -> lis
     Raises:
         MissingSourceFileError: the path matches no file.
     """
-    found = _matches(landing_root, source.path)
+    found = _matches_or_fail(landing_root, source.path, dataset)
     if found is None:
         raise MissingSourceFileError(dataset, [landing_root / source.path])
     return found
+
+
+#: Leading bytes that give a file away as something other than the text it is named as.
+_MAGIC = {b"\x1f\x8b": "gzip-compressed (name it .gz)", b"PK\x03\x04": "a zip archive", b"PAR1": "a Parquet file"}
+_BOMS = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16"}
+
+
+def check_file(dataset: Dataset, f: SourceFile) -> None:
+    """Refuse a landing file that is not what the dataset declares, naming it and the reason.
+
+    Text formats: compressed or binary content under a plain name, a UTF-16 byte-order mark when
+    the dataset says UTF-8 or Latin-1, and UTF-8 text with non-ASCII characters declared Latin-1
+    (it would load as mojibake, ``MÃ¼ller``, with every check green). Parquet is checked by its
+    reader (:func:`check_parquet_types`).
+
+    Raises:
+        CorruptSourceFileError: naming the file and what it really is.
+    """
+    source: FilesSource = dataset.source  # type: ignore[assignment]
+    if source.format == "parquet" or f.path.suffix in (".gz", ".zst"):
+        return
+    with f.path.open("rb") as handle:
+        head = handle.read(4)
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise CorruptSourceFileError(dataset.name, f.path, f"the file is {what}, not {source.format} text")
+    encoding = (source.csv or CsvOptions()).encoding if source.format == "csv" else "utf-8"
+    for bom, found in _BOMS.items():
+        if head.startswith(bom) and encoding != found:
+            raise CorruptSourceFileError(
+                dataset.name, f.path, f"the file is {found} (byte-order mark) but the dataset declares {encoding}"
+            )
+    if encoding == "latin-1":
+        data = f.path.read_bytes()
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return
+            raise CorruptSourceFileError(
+                dataset.name, f.path, "the file is UTF-8 but the dataset declares latin-1 (it would load as mojibake)"
+            )
+
+
+def check_parquet_types(dataset: Dataset, files: Sequence[SourceFile]) -> None:
+    """Every Parquet file gives each declared column the same type as the first file that has it.
+
+    Raises:
+        CorruptSourceFileError: naming the first file whose column type differs, and both types.
+    """
+    first: dict[str, tuple[str, Path]] = {}
+    declared = {c.name for c in dataset.columns}
+    for f in files:
+        try:
+            schema = pq.read_schema(f.path)
+        except (OSError, pa.ArrowInvalid) as err:
+            raise CorruptSourceFileError(dataset.name, f.path, f"not a readable Parquet file: {err}") from err
+        for field in schema:
+            if field.name not in declared:
+                continue
+            seen = first.setdefault(field.name, (str(field.type), f.path))
+            if seen[0] != str(field.type):
+                raise CorruptSourceFileError(
+                    dataset.name,
+                    f.path,
+                    f"column {field.name} is {field.type} here but {seen[0]} in {seen[1].name}",
+                )
 
 
 def reader_sql(dataset: Dataset, paths: Sequence[Path], numbered: bool = False) -> str:
@@ -147,6 +230,91 @@ def _csv_scan(dataset: Dataset, path: Path, common: str) -> str:
     return f"read_csv([{warehouse.literal(str(path))}], {common}, {', '.join(options)})"
 
 
+def count_records(dataset: Dataset, path: Path) -> int:
+    """Records in one landing file, counted without DuckDB's reader (the accounting's "rows read").
+
+    CSV: Python's ``csv`` module with the declared delimiter, quote, escape and encoding (quoted
+    line breaks stay inside their record, RFC 4180), after ``skip_rows`` and the header; blank
+    lines are not records unless the file has one column (DuckDB reads those as NULL rows).
+    Parquet: the row count in the file's footer (pyarrow). NDJSON: non-blank lines. JSON: the
+    length of the top-level array (1 for an object).
+
+    Raises:
+        OSError, ValueError: the file cannot be read or decoded (the load fails on it first).
+    """
+    source: FilesSource = dataset.source  # type: ignore[assignment]
+    if source.format == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    if path.stat().st_size == 0:
+        return 0
+    if source.format == "ndjson":
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    if source.format == "json":
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return len(body) if isinstance(body, list) else 1
+    opts = source.csv or CsvOptions()
+    encoding = {"utf-8": "utf-8-sig", "latin-1": "latin-1", "utf-16": "utf-16"}[opts.encoding]
+    with path.open(encoding=encoding, newline="", errors="replace") as f:
+        for _ in range(opts.skip_rows):
+            f.readline()
+        reader = csv_module.reader(
+            f,
+            delimiter=opts.delimiter,
+            quotechar=opts.quote,
+            doublequote=opts.escape == opts.quote,
+            escapechar=None if opts.escape == opts.quote else opts.escape,
+        )
+        rows = list(reader)
+    if opts.header and rows:
+        header, rows = rows[0], rows[1:]
+    else:
+        header = rows[0] if rows else []
+    single = len(header) <= 1 and len(dataset.columns) <= 1
+    return sum(1 for r in rows if single or any(v != "" for v in r) or len(r) > 1)
+
+
+def _quick_csv_count(path: Path, opts: CsvOptions) -> int | None:
+    """Non-blank lines after ``skip_rows`` and the header, by counting line ends; None for UTF-16."""
+    if opts.encoding == "utf-16":
+        return None
+    data = path.read_bytes()
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    blank = data.count(b"\n\n") + data.count(b"\n\r\n") + (1 if data.startswith((b"\n", b"\r\n")) else 0)
+    return lines - blank - opts.skip_rows - (1 if opts.header and data else 0)
+
+
+def _source_counter(dataset: Dataset, files: Sequence[SourceFile]):
+    """The :attr:`Extract.count_source` of a files load: per partition, the files' own record counts.
+
+    Counting line ends is the fast path; a partition whose count differs from the reader's is
+    recounted exactly (:func:`count_records`), and that count stands.
+    """
+    source: FilesSource = dataset.source  # type: ignore[assignment]
+
+    def count(reader: dict) -> dict:
+        by_partition: dict = {}
+        for f in files:
+            by_partition.setdefault(f.partition, []).append(f.path)
+        result = {}
+        for partition, paths in by_partition.items():
+            quick = None
+            if source.format == "csv":
+                quick_counts = [
+                    _quick_csv_count(p, source.csv or CsvOptions()) if p.stat().st_size else 0 for p in paths
+                ]
+                quick = None if None in quick_counts else sum(quick_counts)  # type: ignore[arg-type]
+            elif source.format == "parquet":
+                quick = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+            if quick is not None and quick == reader.get(partition, 0):
+                result[partition] = quick
+            else:
+                result[partition] = sum(count_records(dataset, p) for p in paths)
+        return result
+
+    return count
+
+
 def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None) -> Extract:
     """Plan and describe the read of ``dataset``'s files for ``window`` (or its snapshot).
 
@@ -166,6 +334,10 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
             "partition_date": pa.array([f.partition for f in files], pa.date32()),
         }
     )
+    for f in files:
+        check_file(dataset, f)
+    if source.format == "parquet":
+        check_parquet_types(dataset, files)
     con.register(_MANIFEST, manifest)
     # A 0-byte text file is an empty day (0 rows, which the volume check judges), not an error.
     readable = [f for f in files if source.format == "parquet" or f.path.stat().st_size > 0]
@@ -190,12 +362,13 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
     )
     rejects = None
     if source.format == "csv" and readable:
+        # one row per malformed line, however many errors DuckDB reports on it
         rejects = (
             f"select f.relative as origin, f.partition_date, r.line, "
-            "r.error_type || coalesce(' (' || r.column_name || ')', '') || ': ' || r.error_message "
-            "as reason, "
-            f"r.csv_line as text from {_REJECTS} r join {_REJECT_SCANS} s using (scan_id, file_id) "
-            f"join {_MANIFEST} f on s.file_path = f.path"
+            "string_agg(r.error_type || coalesce(' (' || r.column_name || ')', '') || ': ' || r.error_message, "
+            "'; ' order by r.column_idx) as reason, "
+            f"any_value(r.csv_line) as text from {_REJECTS} r join {_REJECT_SCANS} s using (scan_id, file_id) "
+            f"join {_MANIFEST} f on s.file_path = f.path group by f.relative, f.partition_date, r.line"
         )
     return Extract(
         relation=relation,
@@ -206,6 +379,13 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
         cleanup=[_MANIFEST, _REJECTS, _REJECT_SCANS] if rejects else [_MANIFEST],
         rejects=rejects,
         diagnose=lambda err: raise_unreadable(con, dataset, files, err),
+        count_source=_source_counter(dataset, files),
+        origin_of_column=lambda column: [
+            f.relative
+            for f in readable
+            if column
+            in {r[0] for r in con.execute(f"describe select * from {reader_sql(dataset, [f.path])}").fetchall()}
+        ],
     )
 
 

@@ -9,8 +9,10 @@ load naming the page and its URL; nothing is written. Every record keeps the URL
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -67,20 +69,42 @@ class PageFetcher:
 
     def __init__(self, source: HttpSource, dataset: str):
         self.source = source
-        headers = {
-            k: _ENV_IN_TEXT.sub(lambda m: resolve_env(m.group(0), dataset) or "", v) for k, v in source.headers.items()
-        }
+        #: headers that carry credentials (auth, and any header built from an environment variable)
+        self.secret_headers: dict[str, str] = {}
+        plain: dict[str, str] = {}
+        for name, value in source.headers.items():
+            resolved = _ENV_IN_TEXT.sub(lambda m: resolve_env(m.group(0), dataset) or "", value)
+            (self.secret_headers if resolved != value else plain)[name] = resolved
         if source.auth is not None:
             token = resolve_env(source.auth.token, dataset)
             if source.auth.type == "bearer":
-                headers["Authorization"] = f"Bearer {token}"
+                self.secret_headers["Authorization"] = f"Bearer {token}"
             else:
-                headers[source.auth.header] = token or ""
-        self.client = httpx.Client(headers=headers, timeout=source.timeout_seconds, follow_redirects=True)
+                self.secret_headers[source.auth.header] = token or ""
+        self.origin = _origin(httpx.URL(source.url))
+        self.client = httpx.Client(
+            headers=plain,
+            timeout=source.timeout_seconds,
+            follow_redirects=True,
+            event_hooks={"request": [_refuse_link_local, self._credentials]},
+        )
         self.interval = 1 / source.rate_limit_per_second if source.rate_limit_per_second else 0.0
         self.last_request = 0.0
         self.requests = 0
         self.retries = 0
+
+    def _credentials(self, request: httpx.Request) -> None:
+        """Add the credential headers to a request for the configured origin; strip them from any other.
+
+        Runs for every request the client sends, redirects included: a ``next_link`` or a redirect
+        to another host never receives the token (httpx itself only strips ``Authorization``).
+        """
+        same = _origin(request.url) == self.origin
+        for name, value in self.secret_headers.items():
+            if same:
+                request.headers[name] = value
+            else:
+                request.headers.pop(name, None)
 
     def get(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
         """GET ``url``; retries transient failures; raises the last error when attempts run out."""
@@ -112,6 +136,33 @@ class PageFetcher:
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
+
+
+def _refuse_link_local(request: httpx.Request) -> None:
+    """Refuse a request to a link-local address (169.254.0.0/16, fe80::/10): cloud metadata services.
+
+    A dataset's URL, a ``next_link`` or a redirect could otherwise read the instance's credentials
+    (``http://169.254.169.254/latest/meta-data/iam/...``) into a raw table. Checked for every
+    request the client sends, on the addresses the host name resolves to.
+
+    Raises:
+        httpx.RequestError: the host is, or resolves to, a link-local address.
+    """
+    host = request.url.host
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return  # unresolvable: the request itself fails with httpx's own error
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_link_local or host == "metadata.google.internal":
+            raise httpx.RequestError(f"refused: {host} is a link-local (cloud metadata) address", request=request)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in): the unit credentials are scoped to (RFC 6454)."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def dig(body: Any, path: str) -> Any:
@@ -172,6 +223,20 @@ def pages(
     raise MalformedSourceError(dataset, f"more than max_pages={pg.max_pages} pages; raise the limit if expected")
 
 
+def _records_by_partition(reader: dict, records: int) -> dict:
+    """Records the API returned, per partition.
+
+    Unpartitioned: the pages' own total. Partitioned: the reader's split, with any difference from
+    that total put on the first partition (so ``row_accounting`` fails there).
+    """
+    if set(reader) == {None}:
+        return {None: records}
+    out = dict(reader)
+    first = min((p for p in out if p is not None), default=None)
+    out[first] = out.get(first, 0) + records - sum(reader.values())
+    return out
+
+
 def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None) -> Extract:
     """Fetch every page this run needs into a DuckDB temporary table.
 
@@ -191,17 +256,15 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
     params = {k: v.format(**fill) for k, v in source.params.items()}
     fetcher = PageFetcher(source, dataset.name)
     count = records_total = 0
-    with tempfile.NamedTemporaryFile("w", suffix=".ndjson", delete=False, encoding="utf-8") as tmp:
-        try:
+    handle, name = tempfile.mkstemp(suffix=".ndjson", prefix="strata-http-")
+    path = Path(name)
+    try:  # the file holds fetched records: it is removed however the load ends
+        with open(handle, "w", encoding="utf-8") as tmp:
             for number, url, records in pages(fetcher, source, params, dataset.name):
                 count = number
                 for index, record in enumerate(records, start=1):
                     tmp.write(json.dumps({**record, "_source_page": url, "_source_row": index}, default=str) + "\n")
                 records_total += len(records)
-        finally:
-            fetcher.close()
-    path = Path(tmp.name)
-    try:
         con.execute(f"drop table if exists {TEMP_TABLE}")
         if records_total:
             con.execute(
@@ -209,15 +272,17 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
                 f"read_json({warehouse.literal(str(path))}, format = 'newline_delimited')"
             )
         else:
-            cols = [f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns]
+            cols = [f"{warehouse.quote(c.name)} {c.sql_type}" for c in dataset.columns]
             cols += ['"_source_page" varchar', '"_source_row" bigint']
             con.execute(f"create temp table {TEMP_TABLE} ({', '.join(cols)})")
     finally:
+        fetcher.close()
         path.unlink(missing_ok=True)
     return Extract(
         relation=TEMP_TABLE,
         origin_column="_source_page",
         units=count,
+        count_source=lambda reader: _records_by_partition(reader, records_total),
         metadata={
             "pages": count,
             "requests": fetcher.requests,

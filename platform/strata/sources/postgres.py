@@ -132,5 +132,5 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
-    columns = [f"{warehouse.quote(c.name)} {c.type}" for c in dataset.columns] + ['"_source_row" bigint']
+    columns = [f"{warehouse.quote(c.name)} {c.sql_type}" for c in dataset.columns] + ['"_source_row" bigint']
     con.execute(f"create temp table {TEMP_TABLE} ({', '.join(columns)})")
