@@ -310,8 +310,8 @@ def test_the_ui_shows_the_layers_launches_a_backfill_and_shows_check_results(sta
     # the button can be clicked before the page has loaded the asset's partitions; then the click
     # opens nothing, so click again (a loaded machine took over 60 s once)
     for attempt in range(8):
-        page.get_by_role("button", name="Materialize…").first.click()
         try:
+            page.get_by_role("button", name="Materialize…").first.click(timeout=30_000)
             dialog.get_by_text("Launch runs to materialize").wait_for(timeout=30_000)
             break
         except PlaywrightTimeoutError:
