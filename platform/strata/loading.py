@@ -144,11 +144,11 @@ def _source_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract)
     # _partition_date_1), so a clash with one of our own columns shows as that suffix
     clashes = sorted({n for n in names if n in reserved and n not in own} | {c for c in own if c and f"{c}_1" in names})
     if clashes:
-        raise ReservedColumnError(dataset.name, clashes, _origin_with(con, ex, clashes[0]))
+        raise ReservedColumnError(dataset.name, clashes, _origin_with(ex, clashes[0]))
     return {row[0]: row[1] for row in described if row[0] not in own}
 
 
-def _origin_with(con: duckdb.DuckDBPyConnection, ex: Extract, column: str) -> str:
+def _origin_with(ex: Extract, column: str) -> str:
     """Where a source column comes from: the files (or pages) whose reader gives it."""
     found = ex.origin_of_column(column) if ex.origin_of_column is not None else []
     return ", ".join(found[:3]) or "the source"

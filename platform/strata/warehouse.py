@@ -106,11 +106,6 @@ def sandbox(con: duckdb.DuckDBPyConnection, readable: Sequence[Path] = ()) -> No
         con.execute(statement).fetchall()
 
 
-def sandboxed(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether :func:`sandbox` already confined ``con``."""
-    return con.execute("select current_setting('lock_configuration')").fetchall()[0][0] is True
-
-
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN ... COMMIT, or ROLLBACK if the block raises."""

@@ -152,7 +152,22 @@ def check_file(dataset: Dataset, f: SourceFile) -> None:
             )
 
 
-def check_parquet_types(dataset: Dataset, files: Sequence[SourceFile]) -> None:
+def parquet_footers(dataset: Dataset, files: Sequence[SourceFile]) -> dict[Path, pq.FileMetaData]:
+    """Each Parquet file's footer (schema and row count), read once per load.
+
+    Raises:
+        CorruptSourceFileError: a file whose footer cannot be read.
+    """
+    footers = {}
+    for f in files:
+        try:
+            footers[f.path] = pq.read_metadata(f.path)
+        except (OSError, pa.ArrowInvalid) as err:
+            raise CorruptSourceFileError(dataset.name, f.path, f"not a readable Parquet file: {err}") from err
+    return footers
+
+
+def check_parquet_types(dataset: Dataset, files: Sequence[SourceFile], footers: dict[Path, pq.FileMetaData]) -> None:
     """Every Parquet file gives each declared column the same type as the first file that has it.
 
     Raises:
@@ -161,11 +176,7 @@ def check_parquet_types(dataset: Dataset, files: Sequence[SourceFile]) -> None:
     first: dict[str, tuple[str, Path]] = {}
     declared = {c.name for c in dataset.columns}
     for f in files:
-        try:
-            schema = pq.read_schema(f.path)
-        except (OSError, pa.ArrowInvalid) as err:
-            raise CorruptSourceFileError(dataset.name, f.path, f"not a readable Parquet file: {err}") from err
-        for field in schema:
+        for field in footers[f.path].schema.to_arrow_schema():
             if field.name not in declared:
                 continue
             seen = first.setdefault(field.name, (str(field.type), f.path))
@@ -284,13 +295,15 @@ def _quick_csv_count(path: Path, opts: CsvOptions) -> int | None:
     return lines - blank - opts.skip_rows - (1 if opts.header and data else 0)
 
 
-def _source_counter(dataset: Dataset, files: Sequence[SourceFile]):
+def _source_counter(dataset: Dataset, files: Sequence[SourceFile], footers: dict[Path, pq.FileMetaData]):
     """The :attr:`Extract.count_source` of a files load: per partition, the files' own record counts.
 
-    Counting line ends is the fast path; a partition whose count differs from the reader's is
-    recounted exactly (:func:`count_records`), and that count stands.
+    Parquet: the footers' row counts (``footers``, already read). Text: counting line ends is the
+    fast path; a partition whose count differs from the reader's is recounted exactly
+    (:func:`count_records`), and that count stands.
     """
     source: FilesSource = dataset.source  # type: ignore[assignment]
+    opts = source.csv or CsvOptions()
 
     def count(reader: dict) -> dict:
         by_partition: dict = {}
@@ -298,14 +311,13 @@ def _source_counter(dataset: Dataset, files: Sequence[SourceFile]):
             by_partition.setdefault(f.partition, []).append(f.path)
         result = {}
         for partition, paths in by_partition.items():
+            if source.format == "parquet":
+                result[partition] = sum(footers[p].num_rows for p in paths)
+                continue
             quick = None
             if source.format == "csv":
-                quick_counts = [
-                    _quick_csv_count(p, source.csv or CsvOptions()) if p.stat().st_size else 0 for p in paths
-                ]
+                quick_counts = [_quick_csv_count(p, opts) if p.stat().st_size else 0 for p in paths]
                 quick = None if None in quick_counts else sum(quick_counts)  # type: ignore[arg-type]
-            elif source.format == "parquet":
-                quick = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
             if quick is not None and quick == reader.get(partition, 0):
                 result[partition] = quick
             else:
@@ -336,8 +348,9 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
     )
     for f in files:
         check_file(dataset, f)
-    if source.format == "parquet":
-        check_parquet_types(dataset, files)
+    footers = parquet_footers(dataset, files) if source.format == "parquet" else {}
+    if footers:
+        check_parquet_types(dataset, files, footers)
     con.register(_MANIFEST, manifest)
     # A 0-byte text file is an empty day (0 rows, which the volume check judges), not an error.
     readable = [f for f in files if source.format == "parquet" or f.path.stat().st_size > 0]
@@ -379,7 +392,7 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
         cleanup=[_MANIFEST, _REJECTS, _REJECT_SCANS] if rejects else [_MANIFEST],
         rejects=rejects,
         diagnose=lambda err: raise_unreadable(con, dataset, files, err),
-        count_source=_source_counter(dataset, files),
+        count_source=_source_counter(dataset, files, footers),
         origin_of_column=lambda column: [
             f.relative
             for f in readable
