@@ -18,7 +18,7 @@ import yaml
 
 from strata.dbt_manifest import parse_project
 from strata.demo.tpch import generate
-from strata.settings import DBT_PROJECT_DIR, PROJECT_ROOT, Settings
+from strata.settings import PROJECT_ROOT, Settings
 
 TEST_SCALE_FACTOR = 0.01
 #: The real-size scale factor: 150,000 orders and ~600,000 line items, more than one DuckDB row
@@ -48,16 +48,10 @@ def tpch_landing_real_size(tmp_path_factory) -> Path:
 def dbt_manifest() -> Path:
     """dbt parse once per session, as the Dagster project's conftest in project_dbt does.
 
-    Each pytest-xdist worker is a session: a file lock keeps two workers from writing the
-    manifest at once.
+    Each pytest-xdist worker is a session: ``parse_project`` holds a file lock, so two workers
+    never write the manifest at once.
     """
-    import fcntl
-
-    lock_path = DBT_PROJECT_DIR / "target" / ".parse.lock"
-    lock_path.parent.mkdir(exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return parse_project()
+    return parse_project()
 
 
 @pytest.fixture

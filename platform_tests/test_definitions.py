@@ -134,3 +134,37 @@ def test_every_test_of_a_partitioned_model_judges_only_the_window(tmp_path):
         if name not in WINDOW_AWARE_TESTS and "2001-02-03" not in (node["config"].get("where") or ""):
             unscoped.append(uid)
     assert incremental and not unscoped
+
+
+def test_the_manifest_is_parsed_again_only_when_a_project_file_changes(tmp_path):
+    from strata.dbt_manifest import manifest_is_current
+
+    project = tmp_path / "dbt"
+    (project / "models").mkdir(parents=True)
+    (project / "target").mkdir()
+    model = project / "models" / "m.sql"
+    model.write_text("select 1")
+    manifest = project / "target" / "manifest.json"
+    assert not manifest_is_current(manifest, project)  # never parsed
+    manifest.write_text("{}")
+    os.utime(model, ns=(1, 1))
+    assert manifest_is_current(manifest, project)
+    (project / "target" / "run_results.json").write_text("{}")  # dbt's own output: not a source
+    (project / "logs").mkdir()
+    (project / "logs" / "dbt.log").write_text("x")
+    assert manifest_is_current(manifest, project)
+    later = manifest.stat().st_mtime_ns + 1_000_000_000
+    os.utime(model, ns=(later, later))
+    assert not manifest_is_current(manifest, project)
+
+
+def test_a_run_worker_under_dagster_dev_does_not_parse_the_dbt_project_again(dbt_manifest):
+    """`dagster dev` sets DAGSTER_IS_DEV_CLI for every process it starts; dagster-dbt's
+    prepare_if_dev would run `dbt parse` in each run worker (about 11 s here)."""
+    import subprocess
+    import sys
+
+    before = dbt_manifest.stat().st_mtime_ns
+    env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1"}
+    subprocess.run([sys.executable, "-W", "ignore", "-c", "import strata.definitions"], env=env, check=True)
+    assert dbt_manifest.stat().st_mtime_ns == before
