@@ -66,10 +66,15 @@ test: install-dev
 	$(BIN)/strata registry validate
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-# The spine benchmark at SF 1 (its own data folder); rewrites docs/benchmarks.md.
+# The benchmarks of docs/benchmarks.md, each with its baseline measured in the same run:
+# P1 (Materialize all at SF 1), P2 (one day) and P4 (peak memory): bench/spine.py;
+# P3 (code-location load with 1,000 datasets): bench/registry_load.py;
+# P6 (overhead per asset-partition, 200 datasets x 365 days): bench/many_datasets.py.
 bench: install-dev
 	STRATA_DATA_DIR=$(CURDIR)/.strata/bench STRATA_TPCH_SF=$${BENCH_SF:-1} \
 	  DAGSTER_HOME=$(CURDIR)/.strata/bench/dagster_home $(BIN)/python bench/spine.py
+	$(BIN)/python bench/registry_load.py
+	$(BIN)/python bench/many_datasets.py
 
 # Re-pin requirements/*.txt from requirements/*.in (no index URLs are recorded).
 lock: install-dev

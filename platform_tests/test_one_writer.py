@@ -11,6 +11,7 @@ import yaml
 from conftest import BIN, copy_of, make_settings
 from dagster._core.instance.ref import InstanceRef
 
+from strata.defs.constants import WAREHOUSE_POOL
 from strata.settings import PROJECT_ROOT
 
 
@@ -51,8 +52,12 @@ def test_concurrent_runs_queue_on_the_writer_pool(monkeypatch, tmp_path, tpch_la
             text=True,
         )
 
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
-        pass  # create the SQLite storage once, before two processes race to
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        # create the SQLite storage and the pool's one slot once, before two processes race to:
+        # two runs that start in the same instant on a fresh SQLite instance can each allocate
+        # the pool's default slot (a count-then-insert in Dagster), and then both hold "the" slot
+        instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+        assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
     runs = [launch("1996-03-01", "1996-03-20"), launch("1996-04-01", "1996-04-20")]
     outputs = [r.communicate(timeout=600)[0] for r in runs]
     assert [r.returncode for r in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
@@ -69,6 +74,8 @@ def test_concurrent_runs_queue_on_the_writer_pool(monkeypatch, tmp_path, tpch_la
                 if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_SUCCESS":
                     ends[entry.step_key] = entry.timestamp
             intervals += [(starts[k], ends[k], record.dagster_run.run_id) for k in ends]
+        slots = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count
+    assert slots == 1, f"the {WAREHOUSE_POOL} pool has {slots} slots"
     intervals.sort()
     assert len(intervals) == 6
     for (_, end, run_a), (start, _, run_b) in zip(intervals, intervals[1:], strict=False):

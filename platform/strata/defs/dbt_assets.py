@@ -25,6 +25,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.dbt_project import dbt_project
+from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import window_of
 from strata.defs.quality_gate import gate, record_check_events, upstream_keys
 from strata.defs.resources import Warehouse
@@ -118,12 +119,14 @@ def _add_partition_row_counts(
             column = spec.metadata["window_column"]
             counts = warehouse.rows_per_partition(con, table, column, window.start, window.end)
             total = con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0]
-            for day in window.days():
-                context.add_asset_metadata(
-                    {"rows_in_partition": counts.get(day, 0), "dagster/row_count": total},
-                    asset_key=key,
-                    partition_key=day.isoformat(),
-                )
+            add_partition_metadata(
+                context,
+                key,
+                {
+                    day.isoformat(): {"rows_in_partition": counts.get(day, 0), "dagster/row_count": total}
+                    for day in window.days()
+                },
+            )
 
 
 def failed_tests_error(events: list, window: DateWindow | None, error: Exception) -> dg.Failure:

@@ -21,6 +21,7 @@ import dagster as dg
 
 from strata.checks.specs import check_specs
 from strata.defs.constants import WAREHOUSE_POOL
+from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import daily_partitions, window_of
 from strata.defs.quality_gate import gate
 from strata.defs.resources import LandingZone, Warehouse
@@ -103,11 +104,13 @@ PREVIEW_MAX_DAYS = 31
 def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, report, window) -> dict:
     from strata import warehouse
 
+    by_partition = {}
     for day, rows in report.rows_by_partition.items():
-        partition_metadata = {"rows_in_partition": rows}
+        by_partition[day.isoformat()] = {"rows_in_partition": rows}
         if dataset.layer == "raw":
-            partition_metadata["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
-        context.add_asset_metadata(partition_metadata, asset_key=key, partition_key=day.isoformat())
+            by_partition[day.isoformat()]["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
+    if by_partition:
+        add_partition_metadata(context, key, by_partition)
     metadata: dict = {
         "rows_read_in_run": report.rows_read,
         "rows_written_in_run": report.rows_written,
