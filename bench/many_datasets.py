@@ -141,8 +141,7 @@ def main() -> None:
         "STRATA_WAREHOUSE_PATH": str(warehouse),
         "STRATA_ASSETS_CONFIG": f"{ROOT / 'assets_config'}:{registry}",
         "DAGSTER_HOME": str(home),
-        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
-        "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),
+        **{k: os.environ.get(k, v) for k, v in spine.INSTANCE_ENV.items()},
     }
     result: dict[str, object] = {"date": time.strftime("%Y-%m-%d"), "datasets": datasets, "days": days}
     result["rows"] = written

@@ -36,6 +36,11 @@ from strata.demo.tpch import generate  # noqa: E402
 from strata.settings import Settings  # noqa: E402
 
 URL = "http://127.0.0.1:3300/graphql"
+#: What the Makefile exports for `make run` (batched event writes, one planned event per asset);
+#: set here too, so that running this script directly measures the same instance settings.
+#: The orchestration-overhead issue's targets: P1 and P2 are ratios, P4 is MiB.
+P1_TARGET, P2_TARGET, P4_TARGET_MIB = 4.0, 2.0, 2048
+INSTANCE_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 DAYS = ["1994-03-15", "1995-06-17", "1996-09-20"]
 FULL_WINDOW = {"window_start": "1992-01-01", "window_end": "1998-08-03"}
 
@@ -194,7 +199,7 @@ def main() -> None:
     work = settings.data_dir
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {**INSTANCE_ENV, **os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     print(f"landing zone SF {sf}: {generate(settings.landing_dir, sf)}", flush=True)
     subprocess.run([str(BIN / "strata"), "prepare"], env=env, check=True, cwd=ROOT)
     results: dict[str, object] = {"scale_factor": sf}
@@ -343,8 +348,12 @@ def write_report(r: dict, prev: dict | None = None) -> None:
         c_b=c_b,
         d=d,
         verify=r["verify"],
-        a_ok="met" if a_b <= 3 else "not met",
-        d_ok="met" if d <= 1 else "not met",
+        a_ok="met" if a_b <= P1_TARGET else "not met",
+        d_ok="met" if d <= P2_TARGET else "not met",
+        m_ok="met" if r["a_peak_mib"] <= P4_TARGET_MIB else "not met",
+        P1_TARGET=P1_TARGET,
+        P2_TARGET=P2_TARGET,
+        P4_TARGET_MIB=P4_TARGET_MIB,
         prev_when=f"{prev['date']} ({prev.get('commit') or 'earlier commit'})" if prev else "none recorded",
         pa=_before(prev, "a_seconds"),
         pa_runs=_before(prev, "a_runs", "{}"),
@@ -387,9 +396,10 @@ launch → success, median of 3 days | {d_dag:.1f} (run itself: {d_run:.1f}) | {
 
 | ratio | reached | before | target | |
 |---|---:|---:|---:|---|
-| (a) / (b) | {a_b:.1f} | {pa_b} | ≤ 3 | {a_ok} |
+| P1: (a) / (b) | {a_b:.1f} | {pa_b} | ≤ {P1_TARGET:g} | {a_ok} |
 | (c) / (b) | {c_b:.1f} | | | for reference |
-| (d) Dagster / plain dbt | {d:.2f} | {pd} | ≤ 1.0 | {d_ok} |
+| P2: (d) Dagster / plain dbt | {d:.2f} | {pd} | ≤ {P2_TARGET:g} | {d_ok} |
+| P4: peak MiB of (a), process tree | {a_mem:.0f} | {pa_mem} | ≤ {P4_TARGET_MIB} | {m_ok} |
 
 After (a), `strata verify`: {verify}
 """
