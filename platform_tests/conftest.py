@@ -49,9 +49,10 @@ def dbt_manifest() -> Path:
     """dbt parse once per session, as the Dagster project's conftest in project_dbt does.
 
     Each pytest-xdist worker is a session: ``parse_project`` holds a file lock, so two workers
-    never write the manifest at once.
+    never write the manifest at once, and a worker that finds it parsed meanwhile keeps it (a
+    test may be watching the manifest while another worker starts).
     """
-    return parse_project()
+    return parse_project(only_if_stale=True)
 
 
 @pytest.fixture

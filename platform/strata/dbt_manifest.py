@@ -24,11 +24,13 @@ PARSED_SUFFIXES = frozenset({".sql", ".yml", ".yaml", ".csv", ".md", ".py", ".ji
 NOT_PARSED_DIRS = frozenset({"target", "logs", "dbt_packages", "dbt_internal_packages"})
 
 
-def parse_project() -> Path:
+def parse_project(only_if_stale: bool = False) -> Path:
     """Run ``dbt parse`` on the project; return the manifest's path. dbt parse opens no database.
 
     Holds an exclusive file lock (``target/.parse.lock``) while dbt writes ``target/``, so that
     processes starting together (run workers, test workers) never write the manifest at once.
+    With ``only_if_stale``, a manifest that is current once the lock is held (another process
+    has just parsed) is kept.
 
     Raises:
         subprocess.CalledProcessError: the project does not parse (dbt prints why).
@@ -37,6 +39,8 @@ def parse_project() -> Path:
     target.mkdir(exist_ok=True)
     with (target / ".parse.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if only_if_stale and manifest_is_current(target / "manifest.json"):
+            return target / "manifest.json"
         subprocess.run(
             [
                 dbt_executable(),
@@ -79,7 +83,7 @@ def ensure_manifest(manifest: Path) -> Path:
     docs/benchmarks.md). Editing a model still re-parses on the next definitions load.
     """
     if not manifest_is_current(manifest):
-        parse_project()
+        parse_project(only_if_stale=True)
     return manifest
 
 
