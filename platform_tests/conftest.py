@@ -63,11 +63,23 @@ def landing_copy(tpch_landing, tmp_path) -> Path:
     return target
 
 
-def make_settings(monkeypatch, data_dir: Path, landing: Path) -> Settings:
-    """Point Strata's environment at ``data_dir`` (warehouse) and ``landing``."""
+def make_settings(monkeypatch, data_dir: Path, landing: Path, lake_catalog: str | None = None) -> Settings:
+    """Point Strata's environment at ``data_dir`` (warehouse) and ``landing``.
+
+    With ``lake_catalog`` (``postgres:dbname=...``), the warehouse is a DuckLake with that catalog
+    and its data under ``data_dir/lake``; otherwise the DuckDB file ``data_dir/warehouse.duckdb``.
+    """
     monkeypatch.setenv("STRATA_DATA_DIR", str(data_dir))
     monkeypatch.setenv("STRATA_LANDING_DIR", str(landing))
     monkeypatch.setenv("STRATA_WAREHOUSE_PATH", str(data_dir / "warehouse.duckdb"))
+    monkeypatch.setenv("STRATA_WAREHOUSE", "ducklake" if lake_catalog else "duckdb")
+    monkeypatch.setenv("DBT_TARGET", "lake" if lake_catalog else "local")
+    if lake_catalog:
+        monkeypatch.setenv("STRATA_LAKE_CATALOG", lake_catalog)
+        monkeypatch.setenv("STRATA_LAKE_DATA_PATH", str(data_dir / "lake"))
+    else:
+        monkeypatch.delenv("STRATA_LAKE_CATALOG", raising=False)
+        monkeypatch.delenv("STRATA_LAKE_DATA_PATH", raising=False)
     monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     return Settings.from_env()
@@ -120,7 +132,9 @@ class Platform:
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """Run SQL against the warehouse (read-only) and return all rows."""
-        with duckdb.connect(str(self.settings.warehouse_path), read_only=True) as con:
+        from strata import warehouse
+
+        with warehouse.connect(self.settings.warehouse, read_only=True) as con:
             return con.execute(sql, params or []).fetchall()
 
 
@@ -204,3 +218,23 @@ def postgres():
     server = pg_server.start()
     yield server
     pg_server.stop(server)
+
+
+def new_lake_catalog(server) -> str:
+    """A new, empty PostgreSQL database on ``server`` for a DuckLake catalog; its DuckLake name."""
+    import uuid
+
+    name = f"lake_{uuid.uuid4().hex[:12]}"
+    conn = server.connect()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"create database {name}")
+    conn.close()
+    return f"postgres:dbname={name} host={server.host} port={server.port} user={server.user}"
+
+
+@pytest.fixture
+def lake_platform(monkeypatch, tmp_path, tpch_landing, instance, postgres) -> Platform:
+    """Strata over the shared landing zone, with a fresh DuckLake warehouse (catalog in PostgreSQL)."""
+    catalog = new_lake_catalog(postgres)
+    return Platform(make_settings(monkeypatch, tmp_path / "data", tpch_landing, catalog), instance)

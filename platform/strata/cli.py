@@ -47,12 +47,19 @@ def demo_generate(scale_factor: float | None, force: bool) -> None:
 
 @main.command()
 def prepare() -> None:
-    """Build the dbt manifest (dbt parse) and make sure DAGSTER_HOME has a dagster.yaml."""
+    """Build the dbt manifest (dbt parse) and make sure DAGSTER_HOME has a dagster.yaml.
+
+    With a lake (``STRATA_WAREHOUSE=ducklake``): install DuckDB's lake extensions from their
+    packages, attach the lake once (DuckLake creates its catalog tables), and set the writer
+    pool's limit in the Dagster instance.
+    """
     import os
 
     from strata.dbt_manifest import parse_project
 
-    Settings.from_env().export()
+    settings = Settings.from_env()
+    settings.ensure_directories()
+    settings.export()
     click.echo(f"dbt manifest: {parse_project()}")
     home = os.environ.get("DAGSTER_HOME")
     if home:
@@ -61,6 +68,20 @@ def prepare() -> None:
         if not target.exists():
             target.symlink_to(PROJECT_ROOT / "dagster.yaml")
             click.echo(f"Dagster instance config: {target} -> {PROJECT_ROOT / 'dagster.yaml'}")
+    if settings.lake is not None:
+        import dagster as dg
+        import duckdb
+
+        from strata.dagster_instance.pools import set_writer_pool_limits
+        from strata.warehouse import attach_lake
+
+        with duckdb.connect() as con:  # installs the extensions; creates the lake's catalog on first use
+            attach_lake(con, settings.lake, "lake")
+        click.echo(f"warehouse: {settings.warehouse_description}")
+        if home:
+            with dg.DagsterInstance.get() as instance:
+                for pool, limit in set_writer_pool_limits(instance, settings).items():
+                    click.echo(f"pool {pool}: {limit} slot(s)")
 
 
 @main.command()
@@ -95,18 +116,18 @@ def verify(start, end) -> None:
     manifest = read_manifest(settings.landing_dir / "tpch") or {}
     try:
         report = run_verify(
-            tpch_datasets(), settings.landing_dir, settings.warehouse_path, window, manifest.get("scale_factor")
+            tpch_datasets(), settings.landing_dir, settings.warehouse, window, manifest.get("scale_factor")
         )
     except duckdb.IOException as err:
         raise click.ClickException(
-            f"cannot read the warehouse {settings.warehouse_path}: {str(err).splitlines()[0]}\n"
+            f"cannot read the warehouse {settings.warehouse_description}: {str(err).splitlines()[0]}\n"
             "A run (or another program) kept it locked; try again when it has finished."
         ) from err
     for mismatch in report.mismatches:
         click.echo(f"MISMATCH {mismatch}")
     click.echo(
         f"{len(report.checks)} checks, {len(report.mismatches)} mismatches "
-        f"({settings.warehouse_path} vs {settings.landing_dir})"
+        f"({settings.warehouse_description} vs {settings.landing_dir})"
     )
     sys.exit(0 if report.ok else 1)
 

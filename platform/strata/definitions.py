@@ -25,6 +25,7 @@ from strata.defs.dbt_assets import build_dbt_assets
 from strata.defs.dbt_project import dbt_project
 from strata.defs.jobs import build_group_jobs
 from strata.defs.landing_sensor import build_landing_sensor
+from strata.defs.maintenance import build_maintenance
 from strata.defs.mart_checks import build_mart_checks
 from strata.defs.partitions import daily_partitions
 from strata.defs.publish import build_publish_asset, partitioned_marts
@@ -41,6 +42,7 @@ from strata.defs.schedules import build_daily_schedule
 from strata.registry.loader import Registry, load_registry
 from strata.registry.models import DailyPartitioning, FilesSource, HttpSource, PostgresSource
 from strata.settings import ASSETS_CONFIG_DIR, Settings
+from strata.warehouse import writer_pools
 
 
 def load_project_registry(config_dirs: list[Path] | None = None, manifest: dict | None = None) -> Registry:
@@ -71,8 +73,9 @@ def freshness_checks(registry: Registry) -> list[dg.AssetChecksDefinition]:
 def build_definitions(settings: Settings | None = None, config_dirs: list[Path] | None = None) -> dg.Definitions:
     """Build the code location's definitions for ``settings`` (default: from the environment).
 
-    Runs execute in process: every step shares the single-writer warehouse pool, so steps run
-    one at a time anyway, and one process saves the ~5 s start-up per step of the multiprocess
+    Runs execute in process: on a DuckDB file every step shares the single-writer warehouse pool,
+    so steps run one at a time anyway (on a lake, parallelism comes from concurrent runs: chunked
+    backfills), and one process saves the ~5 s start-up per step of the multiprocess
     executor (docs/benchmarks.md).
     """
     settings = settings or Settings.from_env()
@@ -80,6 +83,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     manifest = load_manifest(dbt_project.manifest_path)
     registry = load_project_registry(config_dirs or settings.assets_config, manifest)
 
+    load_pool, transform_pool = writer_pools(settings.warehouse)
     chunked = dg.BackfillPolicy.multi_run(settings.backfill_chunk_days) if settings.backfill_chunk_days else None
     assets: list[dg.AssetsDefinition] = [
         build_dataset_asset(
@@ -89,6 +93,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
             registry.datasets,
             backfill_policy=chunked,
             retry_policy=SOURCE_RETRY_POLICY if isinstance(ds.source, PostgresSource | HttpSource) else None,
+            pool=load_pool,
         )
         for name, ds in registry.datasets.items()
     ]
@@ -96,12 +101,12 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     dbt_daily = daily_partitions(
         DailyPartitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
     )
-    dbt_defs = build_dbt_assets(dbt_daily, chunked)
+    dbt_defs = build_dbt_assets(dbt_daily, chunked, pool=transform_pool)
     marts = partitioned_marts(dbt_defs)
     if marts:
-        dbt_defs.append(build_publish_asset(marts))
+        dbt_defs.append(build_publish_asset(marts, pool=transform_pool))
     fresh = freshness_checks(registry)
-    checks = build_mart_checks(dbt_daily) + fresh
+    checks = build_mart_checks(dbt_daily, pool=load_pool) + fresh
     taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}
     keys = broken_keys(registry, taken)
     assets += [build_broken_asset(b, keys[str(b.path)]) for b in registry.broken]
@@ -122,11 +127,13 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
                 freshness_checks=fresh, name="partition_freshness", default_status=dg.DefaultSensorStatus.RUNNING
             )
         )
+    maintenance_job, maintenance_schedule = build_maintenance(settings.lake_snapshot_retention, transform_pool)
     return dg.Definitions(
         assets=all_assets,
         asset_checks=checks,
-        jobs=[gj.job for gj in group_jobs],
-        schedules=[build_daily_schedule(gj, settings.daily_schedule_at) for gj in group_jobs if gj.partitions_def],
+        jobs=[gj.job for gj in group_jobs] + [maintenance_job],
+        schedules=[build_daily_schedule(gj, settings.daily_schedule_at) for gj in group_jobs if gj.partitions_def]
+        + [maintenance_schedule],
         sensors=sensors,
         resources=build_resources(settings),
         executor=dg.in_process_executor,

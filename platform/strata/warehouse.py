@@ -1,4 +1,16 @@
-"""The DuckDB warehouse: connections, atomic writes, table fingerprints.
+"""The warehouse: connections, atomic writes, table fingerprints, on either backend.
+
+Two backends (``STRATA_WAREHOUSE``, :class:`strata.settings.Settings`), and this is the only module
+that tells them apart:
+
+* ``duckdb``: one DuckDB file. One writing process at a time (DuckDB's file lock), so every step
+  that opens it shares a pool of one (:func:`writer_pools`).
+* ``ducklake``: a DuckLake (https://ducklake.select): the catalog in PostgreSQL, the data in
+  Parquet files under a folder or an object store. A connection is an in-memory DuckDB with the lake
+  attached as ``lake`` and selected (``USE lake``), so the same ``schema.table`` names and the
+  same statements work on both. Many processes write at once with snapshot isolation. Commits
+  that do not logically conflict are retried by DuckLake itself; a whole transaction that does
+  conflict (two partition replaces of one table) is retried by :func:`retrying_conflicts`.
 
 Writes are statements (:func:`delete_where`, :func:`insert_by_name`, :func:`merge_by_key`,
 :func:`create_or_replace`) that callers compose inside one :func:`transaction`: a raw table and its
@@ -20,7 +32,15 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential, wait_random
+
+from strata.settings import LakeLocation
+
+#: What :func:`connect` opens: a DuckDB file (a path), or a DuckLake.
+Location = Path | str | LakeLocation
+
+#: The name the lake is attached under, and made the default catalog.
+LAKE_ALIAS = "lake"
 
 #: How long to wait for another process's lock on the warehouse file before giving up (seconds).
 LOCK_TIMEOUT_SECONDS = 60
@@ -57,17 +77,28 @@ def _lock_wait(what: str):
 
 
 @contextmanager
-def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse file, and always close it.
+def connect(where: Location, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (a DuckDB file, or a DuckLake), and always close it.
 
-    A lock held by another process (DuckDB allows one writer per file, and no reader beside a
-    writer) is waited for with exponential backoff, up to :data:`LOCK_TIMEOUT_SECONDS`, and each
-    wait is logged (:data:`log`).
+    A DuckDB file's lock held by another process (DuckDB allows one writer per file, and no reader
+    beside a writer) is waited for with exponential backoff, up to :data:`LOCK_TIMEOUT_SECONDS`,
+    and each wait is logged (:data:`log`). A lake is attached as :data:`LAKE_ALIAS` and made the
+    default catalog (:func:`attach_lake`); it has no such lock.
 
     Raises:
         duckdb.IOException: the file stayed locked, or cannot be opened.
+        duckdb.Error: the lake's catalog cannot be reached.
     """
-    con = _lock_wait("read" if read_only else "write")(duckdb.connect)(str(path), read_only=read_only)
+    if isinstance(where, LakeLocation):
+        con = duckdb.connect()
+        try:
+            attach_lake(con, where, LAKE_ALIAS, read_only=read_only)
+            con.execute(f"use {quote(LAKE_ALIAS)}").fetchall()
+        except BaseException:
+            con.close()
+            raise
+    else:
+        con = _lock_wait("read" if read_only else "write")(duckdb.connect)(str(where), read_only=read_only)
     con.execute("set enable_progress_bar = false").fetchall()
     try:
         yield con
@@ -75,14 +106,106 @@ def connect(path: Path | str, read_only: bool = False) -> Iterator[duckdb.DuckDB
         con.close()
 
 
-def attach(con: duckdb.DuckDBPyConnection, path: Path | str, alias: str, read_only: bool = True) -> None:
-    """``ATTACH`` the warehouse file to ``con`` as ``alias``, waiting for a writer's lock as :func:`connect` does.
+#: DuckDB extensions a lake needs, installed from their PyPI packages (``duckdb-extension-*``):
+#: DuckDB's own ``INSTALL`` downloads from extensions.duckdb.org, which may be unreachable.
+LAKE_EXTENSIONS = ("ducklake", "postgres_scanner", "httpfs")
+
+#: DuckLake's retries of a commit that raced another without a logical conflict (its defaults are
+#: 10 tries 100 ms apart, x1.5): with several writers on 2 cores a commit can lose more races.
+LAKE_RETRY_SETTINGS = {"ducklake_max_retry_count": 100, "ducklake_retry_wait_ms": 50, "ducklake_retry_backoff": 1.5}
+
+
+def install_lake_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    """Install :data:`LAKE_EXTENSIONS` into DuckDB's extension folder from their Python packages.
+
+    Idempotent; afterwards any process's DuckDB (dbt's too) loads them without network access.
+    """
+    from duckdb_extensions import extension_importer
+
+    installed = {r[0] for r in con.execute("select extension_name from duckdb_extensions() where installed").fetchall()}
+    for name in LAKE_EXTENSIONS:
+        if name not in installed:
+            extension_importer.import_extension(name, con=con)
+
+
+def attach_lake(con: duckdb.DuckDBPyConnection, lake: LakeLocation, alias: str, read_only: bool = False) -> None:
+    """``ATTACH`` the DuckLake ``lake`` to ``con`` as ``alias``, with :data:`LAKE_RETRY_SETTINGS`.
+
+    An object-store data path (``s3://``, ``gs://``, ``https://``) loads httpfs; its credentials come
+    from DuckDB's secrets (``CREATE SECRET``), never from here.
+
+    Raises:
+        duckdb.Error: the catalog database cannot be reached or is not a DuckLake catalog.
+    """
+    install_lake_extensions(con)
+    loads = ["ducklake", "postgres_scanner"] + (["httpfs"] if "://" in lake.data_path else [])
+    for name in loads:
+        con.execute(f"load {name}").fetchall()
+    for name, value in LAKE_RETRY_SETTINGS.items():
+        con.execute(f"set {name} = {value}").fetchall()
+    options = f"data_path {literal(lake.data_path)}" + (", read_only" if read_only else "")
+    con.execute(f"attach {literal('ducklake:' + lake.catalog)} as {quote(alias)} ({options})").fetchall()
+
+
+def _is_write_conflict(err: BaseException) -> bool:
+    return isinstance(err, duckdb.TransactionException) and "conflict" in str(err).lower()
+
+
+#: How often a transaction that lost a logical conflict is run again (:func:`retrying_conflicts`).
+CONFLICT_ATTEMPTS = 30
+
+
+def retrying_conflicts(what: str):
+    """A decorator: run the function again when its transaction lost a write conflict on the lake.
+
+    Two DuckLake transactions that change the same table's rows (two partition replaces of one
+    table, even on different days) conflict logically, and the later commit fails with
+    ``TransactionException: Transaction conflict``; DuckLake rolls it back whole. The function
+    must be idempotent (every Strata write is: delete the window, insert it), so running it again
+    against the new snapshot gives the same table as running it alone. Exponential backoff with
+    jitter, up to :data:`CONFLICT_ATTEMPTS` tries, each logged. A DuckDB file never conflicts
+    (one writer), so there the function runs once.
+    """
+
+    def before_sleep(state) -> None:
+        log.warning(f"{what}: lost a write conflict on the lake (try {state.attempt_number}); running it again")
+
+    return retry(
+        retry=retry_if_exception(_is_write_conflict),
+        wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.5),
+        stop=stop_after_attempt(CONFLICT_ATTEMPTS),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def writer_pools(where: Location) -> tuple[str, str]:
+    """The Dagster pools of ``(steps that load or check, steps that run dbt or publish)``.
+
+    A DuckDB file allows one writing process: both are ``duckdb_writer``, whose limit is 1
+    (dagster.yaml's ``concurrency.pools.default_limit``). A lake allows many: loads and checks share
+    ``lake_writer`` (limit: :func:`lake_writer_limit`; their conflicts are retried); dbt steps and
+    publishing take turns in ``lake_transform`` (limit 1), because a dbt build is many
+    transactions that cannot be retried one by one, and two windows of one incremental model
+    always conflict.
+    """
+    if isinstance(where, LakeLocation):
+        return "lake_writer", "lake_transform"
+    return "duckdb_writer", "duckdb_writer"
+
+
+def attach(con: duckdb.DuckDBPyConnection, where: Location, alias: str, read_only: bool = True) -> None:
+    """``ATTACH`` the warehouse to ``con`` as ``alias``: the DuckDB file (waiting for a writer's
+    lock as :func:`connect` does) or the lake (:func:`attach_lake`).
 
     Raises:
         duckdb.IOException: the file stayed locked, or cannot be opened.
     """
+    if isinstance(where, LakeLocation):
+        attach_lake(con, where, alias, read_only=read_only)
+        return
     mode = " (read_only)" if read_only else ""
-    _lock_wait("read" if read_only else "write")(con.execute)(f"attach {literal(str(path))} as {quote(alias)}{mode}")
+    _lock_wait("read" if read_only else "write")(con.execute)(f"attach {literal(str(where))} as {quote(alias)}{mode}")
 
 
 def sandbox(con: duckdb.DuckDBPyConnection, readable: Sequence[Path] = ()) -> None:
@@ -92,10 +215,11 @@ def sandbox(con: duckdb.DuckDBPyConnection, readable: Sequence[Path] = ()) -> No
     ``allowed_directories`` (the landing root, for checks that recount files), then
     ``enable_external_access = false`` (no other file, ``ATTACH``, ``COPY``, ``INSTALL`` or ``LOAD``),
     no extension auto-install or auto-load, and ``lock_configuration`` so the SQL cannot ``SET``
-    any of it back. The warehouse file itself and DuckDB's spill directory stay usable. Permanent
+    any of it back. The warehouse file itself, an attached lake's data path and DuckDB's spill directory stay usable. Permanent
     for the connection's database instance: open a new connection for unconfined work.
     """
-    dirs = ", ".join(literal(str(Path(p).resolve()).rstrip("/") + "/") for p in readable)
+    paths = [str(Path(p).resolve()).rstrip("/") + "/" for p in readable] + _lake_data_paths(con)
+    dirs = ", ".join(literal(p) for p in paths)
     for statement in (
         f"set allowed_directories = [{dirs}]",
         "set enable_external_access = false",
@@ -104,6 +228,16 @@ def sandbox(con: duckdb.DuckDBPyConnection, readable: Sequence[Path] = ()) -> No
         "set lock_configuration = true",
     ):
         con.execute(statement).fetchall()
+
+
+def _lake_data_paths(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The data paths of the lakes attached to ``con``: a sandboxed connection still writes there."""
+    lakes = [
+        r[0] for r in con.execute("select database_name from duckdb_databases() where type = 'ducklake'").fetchall()
+    ]
+    return [
+        r[0] for lake in lakes for r in con.execute("select data_path from ducklake_settings(?)", [lake]).fetchall()
+    ]
 
 
 @contextmanager
@@ -291,6 +425,128 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, p
     """Replace ``table`` with the result of ``select_sql`` in one transaction; return the row count."""
     with transaction(con):
         return create_or_replace(con, table, select_sql, params)
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con``'s default catalog is a DuckLake (:func:`connect` on a lake)."""
+    rows = con.execute("select type from duckdb_databases() where database_name = current_database()").fetchall()
+    return bool(rows) and rows[0][0] == "ducklake"
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    """The id of the lake's latest committed snapshot (``ducklake_current_snapshot``)."""
+    return int(con.execute("select id from ducklake_current_snapshot(current_database())").fetchall()[0][0])
+
+
+#: The table in the published schema that records which snapshot a lake's published views show.
+PUBLISHED_SNAPSHOT_TABLE = "_published_snapshot"
+
+
+def publish(con: duckdb.DuckDBPyConnection, schema: str, sources: dict[str, str]) -> dict[str, int]:
+    """Point ``<schema>.<name>`` at the current content of each ``sources[name]`` (``schema.table``).
+
+    All in one transaction: a reader sees the previous publish or this one, never half.
+
+    * DuckDB file: each ``<schema>.<name>`` is a copy of its source (a full copy: about 2 s per
+      6 M rows on this machine).
+    * Lake: each is a view of its source *at the lake's current snapshot* (DuckLake time travel,
+      ``AT (VERSION => n)``): no data is copied, so the cost does not grow with the tables, and
+      later writes to the sources do not show until the next publish. The snapshot id is kept in
+      ``<schema>._published_snapshot`` (columns ``snapshot_id BIGINT``, ``published_at
+      TIMESTAMPTZ``), which maintenance reads so that it never expires it
+      (:func:`expire_snapshots`).
+
+    Returns:
+        Rows per published name.
+    """
+    counts: dict[str, int] = {}
+    lake = is_lake(con)
+    snapshot = current_snapshot(con) if lake else None
+    with transaction(con):
+        con.execute(f"create schema if not exists {quote(schema)}").fetchall()
+        for name, source in sources.items():
+            target = f"{schema}.{name}"
+            if lake:
+                # a copy published earlier by the file backend, or a previous view: replace either
+                if table_exists(con, target) and _is_base_table(con, target):
+                    con.execute(f"drop table {qualified(target)}").fetchall()
+                con.execute(
+                    f"create or replace view {qualified(target)} as "
+                    f"select * from {qualified(source)} at (version => {snapshot})"
+                ).fetchall()
+                counts[name] = int(con.execute(f"select count(*) from {qualified(target)}").fetchall()[0][0])
+            else:
+                counts[name] = create_or_replace(con, target, f"select * from {qualified(source)}")
+        if lake:
+            con.execute(
+                f"create or replace table {qualified(f'{schema}.{PUBLISHED_SNAPSHOT_TABLE}')} as "
+                f"select {snapshot}::bigint as snapshot_id, now() as published_at"
+            ).fetchall()
+    return counts
+
+
+def _is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, _, name = table.partition(".")
+    rows = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchall()
+    return bool(rows) and rows[0][0] == "BASE TABLE"
+
+
+def published_snapshot(con: duckdb.DuckDBPyConnection, schema: str) -> int | None:
+    """The lake snapshot the views of ``schema`` show (:func:`publish`), or None if never published."""
+    table = f"{schema}.{PUBLISHED_SNAPSHOT_TABLE}"
+    if not table_exists(con, table):
+        return None
+    rows = con.execute(f"select max(snapshot_id) from {qualified(table)}").fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+# --------------------------------------------------------------------------- maintenance
+
+
+#: Files a lake no longer needs are deleted only when they have been unneeded this long, so that a
+#: reader still scanning an expired snapshot finishes (DuckLake's ``cleanup_old_files``).
+UNUSED_FILE_GRACE = "1 hour"
+
+
+def maintain(con: duckdb.DuckDBPyConnection, retention: str, keep_schema: str = "published") -> dict[str, int]:
+    """Compact and trim the warehouse; return what was done, by name (counts).
+
+    * DuckDB file: ``CHECKPOINT`` (writes the WAL into the file). ``{}``.
+    * Lake (https://ducklake.select/docs/stable/duckdb/maintenance/recommended_maintenance):
+      ``ducklake_merge_adjacent_files`` merges the small files daily partitions leave behind
+      (``files_merged``); ``ducklake_expire_snapshots`` drops the snapshots older than
+      ``retention`` (a DuckDB interval, ``7 days``) except the one ``keep_schema``'s views show
+      (:func:`published_snapshot`) and the current one (``snapshots_expired``); then
+      ``ducklake_cleanup_old_files`` deletes the files no snapshot needs any more, once unneeded
+      for :data:`UNUSED_FILE_GRACE` (``files_deleted``).
+
+    Raises:
+        duckdb.Error: ``retention`` is not an interval, or the catalog failed.
+    """
+    if not is_lake(con):
+        con.execute("checkpoint").fetchall()
+        return {}
+    lake = con.execute("select current_database()").fetchall()[0][0]
+    merged = con.execute("call ducklake_merge_adjacent_files(?)", [lake]).fetchall()
+    keep = {current_snapshot(con), published_snapshot(con, keep_schema)}
+    old = [
+        r[0]
+        for r in con.execute(
+            "select snapshot_id from ducklake_snapshots(?) where snapshot_time < now() - ?::interval",
+            [lake, retention],
+        ).fetchall()
+        if r[0] not in keep
+    ]
+    expired = con.execute("call ducklake_expire_snapshots(?, versions => ?)", [lake, old]).fetchall() if old else []
+    deleted = con.execute(
+        "call ducklake_cleanup_old_files(?, older_than => now() - ?::interval)", [lake, UNUSED_FILE_GRACE]
+    ).fetchall()
+    return {"files_merged": len(merged), "snapshots_expired": len(expired), "files_deleted": len(deleted)}
 
 
 # --------------------------------------------------------------------------- reading

@@ -47,8 +47,10 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def record(con: duckdb.DuckDBPyConnection, asset: str, outcomes: Iterable[CheckOutcome], run_id: str) -> None:
-    """Replace the stored results of ``asset``'s checks for the partitions the outcomes cover."""
-    ensure_table(con)
+    """Replace the stored results of ``asset``'s checks for the partitions the outcomes cover.
+
+    One transaction, run again if it lost a write conflict on a lake (every step records here).
+    """
     now = datetime.now(UTC)
     rows = [
         {
@@ -71,14 +73,21 @@ def record(con: duckdb.DuckDBPyConnection, asset: str, outcomes: Iterable[CheckO
     batch = pa.Table.from_pylist(rows, schema=_SCHEMA)
     con.register("__strata_results", batch)
     try:
-        with warehouse.transaction(con):
-            con.execute(
-                f"delete from {TABLE} t using __strata_results n where t.asset = n.asset "
-                "and t.check_name = n.check_name and t.partition_date is not distinct from n.partition_date"
-            ).fetchall()
-            con.execute(f"insert into {TABLE} by name select * from __strata_results").fetchall()
+        _replace(con)
     finally:
         con.unregister("__strata_results")
+
+
+@warehouse.retrying_conflicts("recording check results")
+def _replace(con: duckdb.DuckDBPyConnection) -> None:
+    """Swap the rows of ``__strata_results`` into the results table, in one transaction."""
+    ensure_table(con)
+    with warehouse.transaction(con):
+        con.execute(
+            f"delete from {TABLE} t using __strata_results n where t.asset = n.asset "
+            "and t.check_name = n.check_name and t.partition_date is not distinct from n.partition_date"
+        ).fetchall()
+        con.execute(f"insert into {TABLE} by name select * from __strata_results").fetchall()
 
 
 def blocking_failures(

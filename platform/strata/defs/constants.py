@@ -1,5 +1,6 @@
 """Names shared across Dagster definitions."""
 
-#: The one pool every step that opens the DuckDB warehouse uses. Its limit is 1 (dagster.yaml:
-#: ``concurrency.pools.default_limit``): DuckDB allows one process per database file.
+#: The pool every step that opens a DuckDB-file warehouse uses. Its limit is 1 (dagster.yaml:
+#: ``concurrency.pools.default_limit``): DuckDB allows one process per database file. A lake has
+#: two pools (:func:`strata.warehouse.writer_pools`); the builders take the pool as an argument.
 WAREHOUSE_POOL = "duckdb_writer"

@@ -63,10 +63,12 @@ class StrataDbtTranslator(DagsterDbtTranslator):
         return metadata
 
 
-def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exception | None]:
+def _run_dbt(invocation: DbtCliInvocation) -> tuple[list, Exception | None]:
     """Run a dbt invocation; return its events and dbt's failure, if any.
 
-    Events carry column metadata (and whole-table row counts if ``row_counts``).
+    Events carry column metadata. Row counts are Strata's (:func:`_add_row_counts`): dagster-dbt's
+    ``fetch_row_counts`` opens the profile's ``path`` read-only, which a lake's in-memory
+    profile does not have.
 
     dagster-dbt reads metadata through an in-process dbt adapter once dbt has exited (DuckDB
     allows one writing process). That adapter keeps its DuckDB connection open (dbt-duckdb's
@@ -82,7 +84,6 @@ def _run_dbt(invocation: DbtCliInvocation, row_counts: bool) -> tuple[list, Exce
     """
     invocation.is_successful()  # blocks until dbt exits; the output is kept for the stream below
     stream = invocation.stream()
-    stream = stream.fetch_row_counts() if row_counts else stream
     events, error = [], None
     try:
         for event in stream.fetch_column_metadata():
@@ -129,6 +130,20 @@ def _add_partition_row_counts(
             )
 
 
+def _add_row_counts(context: dg.AssetExecutionContext, db: Warehouse, events: list) -> None:
+    """``dagster/row_count`` (rows in the table) of every unpartitioned model that was materialized."""
+    from strata import warehouse
+
+    built = {e.output_name for e in events if isinstance(e, dg.Output)}
+    with db.connect() as con:
+        for output_name, key in context.assets_def.keys_by_output_name.items():
+            if output_name not in built:
+                continue
+            table = ".".join(str(context.assets_def.specs_by_key[key].metadata["dagster/table_name"]).split(".")[-2:])
+            total = con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0]
+            context.add_output_metadata({"dagster/row_count": int(total)}, output_name=output_name)
+
+
 def failed_tests_error(events: list, window: DateWindow | None, error: Exception) -> dg.Failure:
     """The step's failure: every failed blocking dbt test, with the window and its failing rows.
 
@@ -153,11 +168,11 @@ def failed_tests_error(events: list, window: DateWindow | None, error: Exception
 
 
 def build_dbt_assets(
-    daily: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy | None = None
+    daily: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy | None = None, pool: str = WAREHOUSE_POOL
 ) -> list[dg.AssetsDefinition]:
     """The two dbt asset definitions: incremental models partitioned by ``daily``, and the rest.
 
-    ``backfill_policy`` applies to the incremental models (default: single run).
+    ``backfill_policy`` applies to the incremental models (default: single run); both steps are in ``pool``.
     """
     translator = StrataDbtTranslator()
 
@@ -169,7 +184,7 @@ def build_dbt_assets(
         partitions_def=daily,
         backfill_policy=backfill_policy or dg.BackfillPolicy.single_run(),
         dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
+        pool=pool,
     )
     def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         window = window_of(context)
@@ -177,7 +192,7 @@ def build_dbt_assets(
             gate(con, upstream_keys(context.assets_def), window)
         dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
-        events, error = _run_dbt(invocation, row_counts=False)
+        events, error = _run_dbt(invocation)
         _add_partition_row_counts(context, warehouse, window, events)
         with warehouse.connect() as con:
             record_check_events(con, events, window, context.run_id)
@@ -191,12 +206,13 @@ def build_dbt_assets(
         exclude=INCREMENTAL,
         name="dbt_full_refresh",
         dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
+        pool=pool,
     )
     def dbt_full_refresh(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         with warehouse.connect() as con:
             gate(con, upstream_keys(context.assets_def), None)
-        events, error = _run_dbt(dbt.cli(["build"], context=context), row_counts=True)
+        events, error = _run_dbt(dbt.cli(["build"], context=context))
+        _add_row_counts(context, warehouse, events)
         with warehouse.connect() as con:
             record_check_events(con, events, None, context.run_id)
         yield from events

@@ -16,14 +16,14 @@ from strata.defs.resources import Warehouse
 REVENUE_MART = dg.AssetKey(["marts", "mart_revenue_daily"])
 
 
-def build_mart_checks(daily: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    """The Python checks on dbt marts."""
+def build_mart_checks(daily: dg.PartitionsDefinition, pool: str = WAREHOUSE_POOL) -> list[dg.AssetChecksDefinition]:
+    """The Python checks on dbt marts, their steps in ``pool``."""
 
     @dg.asset_check(
         asset=REVENUE_MART,
         name="revenue_reconciliation",
         blocking=True,
-        pool=WAREHOUSE_POOL,
+        pool=pool,
         additional_deps=[dg.AssetKey(["raw", "tpch_orders"]), dg.AssetKey(["raw", "tpch_lineitem"])],
         description="Revenue, orders, customers, line items and AOV per day equal their recomputation from raw.",
     )

@@ -171,6 +171,7 @@ def build_dataset_asset(
     datasets: Mapping[str, Dataset] | None = None,
     backfill_policy: dg.BackfillPolicy | None = None,
     retry_policy: dg.RetryPolicy | None = None,
+    pool: str = WAREHOUSE_POOL,
 ) -> dg.AssetsDefinition:
     """The asset that loads (raw) or derives (staging, mart) ``dataset`` into the warehouse.
 
@@ -179,7 +180,9 @@ def build_dataset_asset(
     :class:`~strata.errors.StrataError` (broken contract, missing file, blocked by checks) is
     raised as ``dg.Failure(allow_retries=False)``: retrying cannot fix it.
 
-    Every step opens the warehouse, so every step is in the warehouse pool. Registry SQL (a
+    Every step opens the warehouse, so every step is in the warehouse's writer ``pool``
+    (:func:`strata.warehouse.writer_pools`). A write that lost a conflict with another writer of
+    a lake is run again (:func:`strata.warehouse.retrying_conflicts`). Registry SQL (a
     SELECT, ``custom_sql`` checks) runs only on a connection confined by
     :func:`strata.warehouse.sandbox`: after the raw load, before anything for a SQL-derived one. The
     dataset's checks (:mod:`strata.checks.runner`) run in the same step after the write; error
@@ -224,7 +227,7 @@ def build_dataset_asset(
         partitions_def=partitions_def,
         backfill_policy=(backfill_policy or dg.BackfillPolicy.single_run()) if partitions_def else None,
         retry_policy=retry_policy,
-        pool=WAREHOUSE_POOL,
+        pool=pool,
         code_version=hashlib.sha256(spec_json.encode()).hexdigest()[:16],
         metadata=metadata,
         check_specs=specs,
@@ -233,19 +236,20 @@ def build_dataset_asset(
     def _dataset(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
         from strata.checks import results, runner  # DuckDB: at run time only
         from strata.loading import build_derived, load_dataset
-        from strata.warehouse import sandbox
+        from strata.warehouse import retrying_conflicts, sandbox
 
         window = window_of(context) if partitions_def else None
         with warehouse.connect() as con:
             try:
                 if dataset.layer == "raw":
-                    report = load_dataset(con, dataset, landing.path, context.run_id, window)
+                    load = retrying_conflicts(f"loading {dataset.table}")(load_dataset)
+                    report = load(con, dataset, landing.path, context.run_id, window)
                     # from here on, registry SQL (custom_sql checks) may run
                     sandbox(con, readable=[landing.path])
                 else:
                     sandbox(con, readable=[landing.path])
                     gate(con, [k.to_user_string() for k in deps], window)
-                    report = build_derived(con, dataset, window)
+                    report = retrying_conflicts(f"building {dataset.table}")(build_derived)(con, dataset, window)
             except StrataError as err:
                 if retry_policy is None:
                     raise

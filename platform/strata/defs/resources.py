@@ -11,7 +11,7 @@ from packaging import version
 
 from strata.dbt_manifest import dbt_executable
 from strata.defs.dbt_project import dbt_project
-from strata.settings import Settings
+from strata.settings import LakeLocation, Settings
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -42,15 +42,27 @@ class StrataDbtCliResource(DbtCliResource):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB warehouse file. Steps that use it must be in the warehouse pool."""
+    """The warehouse: the DuckDB file at ``path``, or the lake when ``lake_catalog`` is set.
+
+    Steps that use it must be in its writer pool (:func:`strata.warehouse.writer_pools`).
+    """
 
     path: str
+    lake_catalog: str | None = None
+    lake_data_path: str | None = None
+
+    @property
+    def location(self) -> Path | LakeLocation:
+        """What :func:`strata.warehouse.connect` opens."""
+        if self.lake_catalog:
+            return LakeLocation(catalog=self.lake_catalog, data_path=self.lake_data_path or "")
+        return Path(self.path)
 
     def connect(self, read_only: bool = False):
         """A connection that is closed however the block ends (see :func:`strata.warehouse.connect`)."""
         from strata import warehouse  # DuckDB: at run time only, not when the code location loads
 
-        return warehouse.connect(self.path, read_only=read_only)
+        return warehouse.connect(self.location, read_only=read_only)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -62,6 +74,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     settings.export()
     return {
         "landing": LandingZone(root=dg.EnvVar("STRATA_LANDING_DIR")),
-        "warehouse": Warehouse(path=dg.EnvVar("STRATA_WAREHOUSE_PATH")),
+        "warehouse": Warehouse(
+            path=dg.EnvVar("STRATA_WAREHOUSE_PATH"),
+            **(
+                {"lake_catalog": dg.EnvVar("STRATA_LAKE_CATALOG"), "lake_data_path": dg.EnvVar("STRATA_LAKE_DATA_PATH")}
+                if settings.lake is not None
+                else {}
+            ),
+        ),
         "dbt": StrataDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

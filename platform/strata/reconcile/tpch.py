@@ -315,11 +315,12 @@ def warehouse_views(con: duckdb.DuckDBPyConnection, window: DateWindow | None) -
 def verify(
     datasets: Sequence[Dataset],
     landing_dir: Path,
-    warehouse_path: Path,
+    warehouse_path: wh.Location,
     window: DateWindow | None = None,
     scale_factor: float | None = None,
 ) -> VerifyReport:
-    """Recompute every check from ``landing_dir`` and compare with the warehouse at ``warehouse_path``.
+    """Recompute every check from ``landing_dir`` and compare with the warehouse at ``warehouse_path``
+    (a DuckDB file, or a lake: ``Settings.warehouse``).
 
     The warehouse is attached read-only. ``window`` restricts both sides to those order dates.
     With ``scale_factor`` 1 and no window, the official TPC-H answers are checked too.

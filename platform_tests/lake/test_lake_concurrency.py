@@ -1,0 +1,142 @@
+"""Concurrent writers on the lake: four runs at once, the same day twice, a writer killed mid-commit.
+
+Each run is its own process (``run_range.py``) on one Dagster instance in PostgreSQL (the
+production instance config) and one DuckLake whose catalog is in the same PostgreSQL server:
+Dagster's pools decide who writes when (``lake_writer``: 4 slots, ``lake_transform``: 1), and
+DuckLake's snapshot isolation plus Strata's conflict retry keep every day exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from conftest import PROJECT_ROOT, Platform, daily_file, landing_rows, make_settings, new_lake_catalog
+
+from strata.dagster_instance.pools import set_writer_pool_limits
+from strata.reconcile.tpch import tpch_datasets, verify
+from strata.sources import DateWindow
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+RUN = Path(__file__).parent / "run_range.py"
+SELECTION = [
+    "raw/tpch_orders",
+    "raw/tpch_lineitem",
+    "staging/stg_tpch__orders",
+    "staging/stg_tpch__lineitem",
+    "marts/fct_order_lines",
+    "marts/mart_revenue_daily",
+]
+#: Four runs of one week each, started together.
+WEEKS = [
+    ("1995-03-01", "1995-03-07"),
+    ("1995-03-08", "1995-03-14"),
+    ("1995-03-15", "1995-03-21"),
+    ("1995-03-22", "1995-03-28"),
+]
+
+
+@pytest.fixture
+def lake_instance(monkeypatch, tmp_path, tpch_landing, postgres):
+    """A lake, a Dagster instance in PostgreSQL with its pools set, and the snapshots loaded."""
+    catalog = new_lake_catalog(postgres)
+    settings = make_settings(monkeypatch, tmp_path / "data", tpch_landing, catalog)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.prod.yaml", home / "dagster.yaml")
+    conn = postgres.connect()
+    conn.autocommit = True
+    db = "dagster_" + catalog.split("dbname=lake_")[1].split()[0]
+    with conn.cursor() as cur:
+        cur.execute(f"create database {db}")
+    conn.close()
+    for name, value in {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": postgres.host,
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_DB": db,
+        "DAGSTER_PG_USER": postgres.user,
+        "DAGSTER_PG_PASSWORD": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.get() as instance:
+        assert set_writer_pool_limits(instance, settings.model_copy(update={"lake_writers": 4})) == {"lake_writer": 4}
+        instance.event_log_storage.initialize_concurrency_limit_to_default("lake_transform")
+        Platform(settings, instance).load_snapshots()
+    return settings
+
+
+def start_run(start: str, end: str, keys=SELECTION) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(RUN), start, end, *keys],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=900)
+    return proc.returncode, out + err
+
+
+def day_counts(settings, table: str, column: str, start: str, end: str) -> dict:
+    from strata import warehouse
+
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        return warehouse.rows_per_partition(con, table, column, date.fromisoformat(start), date.fromisoformat(end))
+
+
+def landing_counts(landing: Path, table: str, column: str, start: str, end: str) -> dict:
+    import duckdb
+
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"select {column}, count(*) from '{landing}/tpch/{table}/*.parquet' where {column} >= ? and {column} < ? group by 1",
+            [date.fromisoformat(start), date.fromisoformat(end)],
+        )
+        .fetchall()
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def test_four_runs_at_once_write_different_days_and_every_day_is_exact(lake_instance):
+    settings = lake_instance
+    procs = [start_run(s, e) for s, e in WEEKS]
+    outcomes = [finish(p) for p in procs]
+    for code, output in outcomes:
+        assert code == 0, output[-3000:]
+        assert "Conflicting lock" not in output, output[-3000:]
+    first, last = WEEKS[0][0], (date.fromisoformat(WEEKS[-1][1]) + timedelta(days=1)).isoformat()
+    landing = settings.landing_dir
+    assert day_counts(settings, "raw.tpch_orders", "_partition_date", first, last) == landing_counts(
+        landing, "orders", "o_orderdate", first, last
+    )
+    report = verify(
+        tpch_datasets(), landing, settings.warehouse, DateWindow(date.fromisoformat(first), date.fromisoformat(last))
+    )
+    assert report.ok, report.mismatches
+
+
+def test_two_runs_of_the_same_day_leave_it_exactly_once(lake_instance):
+    settings = lake_instance
+    day = "1995-04-03"
+    procs = [start_run(day, day, ["raw/tpch_orders", "raw/tpch_lineitem"]) for _ in range(2)]
+    for code, output in (finish(p) for p in procs):
+        assert code == 0, output[-3000:]
+    end = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    landing = settings.landing_dir
+    assert day_counts(settings, "raw.tpch_orders", "_partition_date", day, end) == landing_counts(
+        landing, "orders", "o_orderdate", day, end
+    )
+    (lines,) = landing_rows(landing, f"select count(*) from '{daily_file(landing, 'lineitem', day)}'")[0]
+    assert day_counts(settings, "raw.tpch_lineitem", "_partition_date", day, end) == {date.fromisoformat(day): lines}
