@@ -15,8 +15,10 @@ from strata.warehouse import writer_pools
 
 
 def writer_limit(instance: dg.DagsterInstance, settings: Settings) -> int:
-    """How many steps may load into the warehouse at once: 1 for a DuckDB file; for a lake,
-    ``STRATA_LAKE_WRITERS`` or else the instance's ``max_concurrent_runs`` (every run may write).
+    """How many steps may load into the warehouse at once.
+
+    1 for a DuckDB file; for a lake, ``STRATA_LAKE_WRITERS`` or else the instance's
+    ``max_concurrent_runs`` (every run may write).
     """
     if settings.lake is None:
         return 1

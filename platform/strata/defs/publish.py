@@ -56,7 +56,8 @@ def build_publish_asset(marts: list[dg.AssetKey], pool: str = WAREHOUSE_POOL) ->
     """``published/<name>`` for each key in ``marts``: one unpartitioned multi-asset.
 
     Each run points ``published.<name>`` at ``<mart>`` as it is now, for every selected mart, in
-    one transaction (:func:`strata.warehouse.publish`); its steps are in ``pool``. Metadata: ``dagster/row_count`` (rows published).
+    one transaction (:func:`strata.warehouse.publish`); its steps are in ``pool``.
+    Metadata: ``dagster/row_count`` (rows published).
 
     Raises:
         BlockedByChecksError: a mart failed a blocking check on some partition (nothing is published).

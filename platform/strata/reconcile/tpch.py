@@ -319,8 +319,9 @@ def verify(
     window: DateWindow | None = None,
     scale_factor: float | None = None,
 ) -> VerifyReport:
-    """Recompute every check from ``landing_dir`` and compare with the warehouse at ``warehouse_path``
-    (a DuckDB file, or a lake: ``Settings.warehouse``).
+    """Recompute every check from ``landing_dir`` and compare with the warehouse.
+
+    ``warehouse_path`` is a DuckDB file, or a lake (``Settings.warehouse``).
 
     The warehouse is attached read-only. ``window`` restricts both sides to those order dates.
     With ``scale_factor`` 1 and no window, the official TPC-H answers are checked too.
