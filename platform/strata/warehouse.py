@@ -195,8 +195,9 @@ def writer_pools(where: Location) -> tuple[str, str]:
 
 
 def attach(con: duckdb.DuckDBPyConnection, where: Location, alias: str, read_only: bool = True) -> None:
-    """``ATTACH`` the warehouse to ``con`` as ``alias``: the DuckDB file (waiting for a writer's
-    lock as :func:`connect` does) or the lake (:func:`attach_lake`).
+    """``ATTACH`` the warehouse to ``con`` as ``alias``.
+
+    The DuckDB file (waiting for a writer's lock as :func:`connect` does), or the lake (:func:`attach_lake`).
 
     Raises:
         duckdb.IOException: the file stayed locked, or cannot be opened.
@@ -215,8 +216,9 @@ def sandbox(con: duckdb.DuckDBPyConnection, readable: Sequence[Path] = ()) -> No
     ``allowed_directories`` (the landing root, for checks that recount files), then
     ``enable_external_access = false`` (no other file, ``ATTACH``, ``COPY``, ``INSTALL`` or ``LOAD``),
     no extension auto-install or auto-load, and ``lock_configuration`` so the SQL cannot ``SET``
-    any of it back. The warehouse file itself, an attached lake's data path and DuckDB's spill directory stay usable. Permanent
-    for the connection's database instance: open a new connection for unconfined work.
+    any of it back. The warehouse file itself, an attached lake's data path and DuckDB's spill
+    directory stay usable. Permanent for the connection's database instance: open a new
+    connection for unconfined work.
     """
     paths = [str(Path(p).resolve()).rstrip("/") + "/" for p in readable] + _lake_data_paths(con)
     dirs = ", ".join(literal(p) for p in paths)
