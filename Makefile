@@ -21,7 +21,7 @@ export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: run prod test install install-dev lint lock bench clean
+.PHONY: run prod test install install-dev lint lock bench bench-lake clean
 
 $(VENV)/.base: requirements/base.txt pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh base
@@ -75,6 +75,12 @@ bench: install-dev
 	  DAGSTER_HOME=$(CURDIR)/.strata/bench/dagster_home $(BIN)/python bench/spine.py
 	$(BIN)/python bench/registry_load.py
 	$(BIN)/python bench/many_datasets.py
+
+# Concurrent writers on the DuckLake backend against the DuckDB file (docs/benchmarks.md):
+# chunked Materialize all with 1, 2 and 4 writers, publish time on both; about 30 min at SF 1.
+bench-lake: install-dev
+	scripts/system-deps.sh postgresql
+	STRATA_DATA_DIR=$(CURDIR)/.strata/bench-lake STRATA_TPCH_SF=$${BENCH_SF:-1} $(BIN)/python bench/lake_writers.py
 
 # Re-pin requirements/*.txt from requirements/*.in (no index URLs are recorded).
 lock: install-dev

@@ -54,6 +54,34 @@ fi
 export DAGSTER_PG_PORT=${DAGSTER_PG_PORT:-5432} DAGSTER_PG_DB=${DAGSTER_PG_DB:-postgres} \
        DAGSTER_PG_PASSWORD=${DAGSTER_PG_PASSWORD:-}
 
+# STRATA_WAREHOUSE=ducklake: the warehouse is a DuckLake whose catalog is a database of its own
+# (STRATA_LAKE_PG_DATABASE, default strata_lake) on the same PostgreSQL server, unless
+# STRATA_LAKE_CATALOG names another; data under $STRATA_LAKE_DATA_PATH (default
+# $STRATA_DATA_DIR/lake/). Backfills run in concurrent chunks (STRATA_BACKFILL_CHUNK_DAYS,
+# default 365 here), and `strata prepare` sets the lake's writer pool in the instance.
+if [ "${STRATA_WAREHOUSE:-duckdb}" = ducklake ]; then
+  if [ -z "${STRATA_LAKE_CATALOG:-}" ]; then
+    export STRATA_LAKE_PG_HOST=${STRATA_LAKE_PG_HOST:-$DAGSTER_PG_HOST} \
+           STRATA_LAKE_PG_PORT=${STRATA_LAKE_PG_PORT:-$DAGSTER_PG_PORT} \
+           STRATA_LAKE_PG_USER=${STRATA_LAKE_PG_USER:-$DAGSTER_PG_USER} \
+           STRATA_LAKE_PG_DATABASE=${STRATA_LAKE_PG_DATABASE:-strata_lake}
+    PGPASSWORD=$DAGSTER_PG_PASSWORD "$BIN/python" - <<'PY'
+import os, psycopg2
+con = psycopg2.connect(host=os.environ["STRATA_LAKE_PG_HOST"], port=os.environ["STRATA_LAKE_PG_PORT"],
+                       user=os.environ["STRATA_LAKE_PG_USER"], dbname="postgres")
+con.autocommit = True
+cur = con.cursor()
+name = os.environ["STRATA_LAKE_PG_DATABASE"]
+cur.execute("select 1 from pg_database where datname = %s", [name])
+if not cur.fetchone():
+    cur.execute(f'create database "{name}"')
+    print(f"lake catalog database {name} created")
+PY
+  fi
+  export STRATA_BACKFILL_CHUNK_DAYS=${STRATA_BACKFILL_CHUNK_DAYS:-365}
+  "$BIN/strata" prepare
+fi
+
 "$BIN/dagster" api grpc --module-name strata.definitions --attribute defs \
   --host 127.0.0.1 --port "$GRPC_PORT" >"$PROD/logs/code_server.log" 2>&1 &
 pids+=($!)

@@ -50,8 +50,7 @@ def prepare() -> None:
     """Build the dbt manifest (dbt parse) and make sure DAGSTER_HOME has a dagster.yaml.
 
     With a lake (``STRATA_WAREHOUSE=ducklake``): install DuckDB's lake extensions from their
-    packages, attach the lake once (DuckLake creates its catalog tables), and set the writer
-    pool's limit in the Dagster instance.
+    packages and attach the lake once (DuckLake creates its catalog tables).
     """
     import os
 
@@ -69,19 +68,13 @@ def prepare() -> None:
             target.symlink_to(PROJECT_ROOT / "dagster.yaml")
             click.echo(f"Dagster instance config: {target} -> {PROJECT_ROOT / 'dagster.yaml'}")
     if settings.lake is not None:
-        import dagster as dg
         import duckdb
 
-        from strata.dagster_instance.pools import set_writer_pool_limits
         from strata.warehouse import attach_lake
 
         with duckdb.connect() as con:  # installs the extensions; creates the lake's catalog on first use
             attach_lake(con, settings.lake, "lake")
         click.echo(f"warehouse: {settings.warehouse_description}")
-        if home:
-            with dg.DagsterInstance.get() as instance:
-                for pool, limit in set_writer_pool_limits(instance, settings).items():
-                    click.echo(f"pool {pool}: {limit} slot(s)")
 
 
 @main.command()

@@ -42,7 +42,7 @@ from strata.defs.schedules import build_daily_schedule
 from strata.registry.loader import Registry, load_registry
 from strata.registry.models import DailyPartitioning, FilesSource, HttpSource, PostgresSource
 from strata.settings import ASSETS_CONFIG_DIR, Settings
-from strata.warehouse import writer_pools
+from strata.warehouse import writer_pool
 
 
 def load_project_registry(config_dirs: list[Path] | None = None, manifest: dict | None = None) -> Registry:
@@ -83,7 +83,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     manifest = load_manifest(dbt_project.manifest_path)
     registry = load_project_registry(config_dirs or settings.assets_config, manifest)
 
-    load_pool, transform_pool = writer_pools(settings.warehouse)
+    transform_pool = writer_pool(settings.warehouse)
     chunked = dg.BackfillPolicy.multi_run(settings.backfill_chunk_days) if settings.backfill_chunk_days else None
     assets: list[dg.AssetsDefinition] = [
         build_dataset_asset(
@@ -93,7 +93,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
             registry.datasets,
             backfill_policy=chunked,
             retry_policy=SOURCE_RETRY_POLICY if isinstance(ds.source, PostgresSource | HttpSource) else None,
-            pool=load_pool,
+            pool=writer_pool(settings.warehouse, ds.table),
         )
         for name, ds in registry.datasets.items()
     ]
@@ -106,7 +106,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     if marts:
         dbt_defs.append(build_publish_asset(marts, pool=transform_pool))
     fresh = freshness_checks(registry)
-    checks = build_mart_checks(dbt_daily, pool=load_pool) + fresh
+    checks = build_mart_checks(dbt_daily, pool=transform_pool) + fresh
     taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}
     keys = broken_keys(registry, taken)
     assets += [build_broken_asset(b, keys[str(b.path)]) for b in registry.broken]

@@ -14,8 +14,6 @@ Environment variables (all optional):
   build one. Never a password: libpq reads ``PGPASSWORD`` or ``PGPASSFILE`` from the environment.
 * ``STRATA_LAKE_DATA_PATH``: with ``ducklake``, where its Parquet files go: a folder, or an object
   store URL (``s3://bucket/lake/``, credentials from DuckDB's secrets). Default: ``$STRATA_DATA_DIR/lake/``.
-* ``STRATA_LAKE_WRITERS``: with ``ducklake``, how many steps may write the lake at once (the limit of
-  its writer pool, set by ``strata prepare``). Default: the instance's ``max_concurrent_runs``.
 * ``STRATA_LAKE_SNAPSHOT_RETENTION``: with ``ducklake``, how long the maintenance job keeps old
   snapshots (a DuckDB interval). Default: ``7 days``.
 * ``STRATA_TPCH_SF``: TPC-H scale factor of the demo source (float). Default: ``0.1``.
@@ -66,7 +64,6 @@ class Settings(BaseModel):
     warehouse_path: Path
     warehouse_backend: Literal["duckdb", "ducklake"] = "duckdb"
     lake: LakeLocation | None = None
-    lake_writers: int | None = Field(default=None, ge=1)
     lake_snapshot_retention: str = Field(default="7 days", pattern=r"^[0-9]+ (second|minute|hour|day|week)s?$")
     tpch_sf: float = Field(gt=0)
     assets_config: list[Path] = Field(default_factory=lambda: [ASSETS_CONFIG_DIR])
@@ -117,7 +114,6 @@ class Settings(BaseModel):
             warehouse_path=Path(warehouse).expanduser().resolve(),
             warehouse_backend=backend,
             lake=_lake_location(env, data_dir) if backend == "ducklake" else None,
-            lake_writers=int(env["STRATA_LAKE_WRITERS"]) if env.get("STRATA_LAKE_WRITERS") else None,
             lake_snapshot_retention=env.get("STRATA_LAKE_SNAPSHOT_RETENTION") or "7 days",
             tpch_sf=float(env.get("STRATA_TPCH_SF") or 0.1),
             assets_config=[

@@ -4,13 +4,14 @@ Two backends (``STRATA_WAREHOUSE``, :class:`strata.settings.Settings`), and this
 that tells them apart:
 
 * ``duckdb``: one DuckDB file. One writing process at a time (DuckDB's file lock), so every step
-  that opens it shares a pool of one (:func:`writer_pools`).
+  that opens it shares a pool of one (:func:`writer_pool`).
 * ``ducklake``: a DuckLake (https://ducklake.select): the catalog in PostgreSQL, the data in
   Parquet files under a folder or an object store. A connection is an in-memory DuckDB with the lake
   attached as ``lake`` and selected (``USE lake``), so the same ``schema.table`` names and the
-  same statements work on both. Many processes write at once with snapshot isolation. Commits
-  that do not logically conflict are retried by DuckLake itself; a whole transaction that does
-  conflict (two partition replaces of one table) is retried by :func:`retrying_conflicts`.
+  same statements work on both. Many processes write at once with snapshot isolation, one
+  writer per table (:func:`writer_pool`). Commits that do not logically conflict are retried by
+  DuckLake itself; a whole transaction that does conflict (two steps recording check results)
+  is retried by :func:`retrying_conflicts`.
 
 Writes are statements (:func:`delete_where`, :func:`insert_by_name`, :func:`merge_by_key`,
 :func:`create_or_replace`) that callers compose inside one :func:`transaction`: a raw table and its
@@ -179,19 +180,23 @@ def retrying_conflicts(what: str):
     )
 
 
-def writer_pools(where: Location) -> tuple[str, str]:
-    """The Dagster pools of ``(steps that load or check, steps that run dbt or publish)``.
+def writer_pool(where: Location, table: str | None = None) -> str:
+    """The Dagster pool of a step that writes ``table`` (``schema.table``), or dbt's steps (None).
 
-    A DuckDB file allows one writing process: both are ``duckdb_writer``, whose limit is 1
-    (dagster.yaml's ``concurrency.pools.default_limit``). A lake allows many: loads and checks share
-    ``lake_writer`` (limit: :func:`lake_writer_limit`; their conflicts are retried); dbt steps and
-    publishing take turns in ``lake_transform`` (limit 1), because a dbt build is many
-    transactions that cannot be retried one by one, and two windows of one incremental model
-    always conflict.
+    Every pool's limit is 1 (dagster.yaml's ``concurrency.pools.default_limit``).
+
+    * A DuckDB file allows one writing process: every step is in ``duckdb_writer``.
+    * A lake allows many, so each table has its own pool, ``lake:<schema.table>``: different
+      datasets load at the same time, in as many runs as the run queue allows
+      (``max_concurrent_runs``). Two writes of one table take turns, because DuckLake cannot keep
+      them apart: two partition replaces of one table conflict at commit even for different days
+      (measured; the loser redoes its work), and when neither deletes a row (a first load of a
+      day) both commit, leaving the day twice. dbt's steps, the publish and maintenance share
+      ``lake_transform``: a dbt build writes many tables in many transactions.
     """
-    if isinstance(where, LakeLocation):
-        return "lake_writer", "lake_transform"
-    return "duckdb_writer", "duckdb_writer"
+    if not isinstance(where, LakeLocation):
+        return "duckdb_writer"
+    return f"lake:{table}" if table else "lake_transform"
 
 
 def attach(con: duckdb.DuckDBPyConnection, where: Location, alias: str, read_only: bool = True) -> None:

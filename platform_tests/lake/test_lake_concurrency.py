@@ -1,17 +1,19 @@
-"""Concurrent writers on the lake: four runs at once, the same day twice, a writer killed mid-commit.
+"""Concurrent writers on the lake: four runs at once, the same day twice, a writer killed mid-write.
 
 Each run is its own process (``run_range.py``) on one Dagster instance in PostgreSQL (the
 production instance config) and one DuckLake whose catalog is in the same PostgreSQL server:
-Dagster's pools decide who writes when (``lake_writer``: 4 slots, ``lake_transform``: 1), and
-DuckLake's snapshot isolation plus Strata's conflict retry keep every day exactly once.
+Dagster's pools decide who writes when (one writer per table, ``lake:<table>``; dbt in
+``lake_transform``), DuckLake's snapshot isolation and Strata's conflict retry do the rest.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,7 +21,6 @@ import dagster as dg
 import pytest
 from conftest import PROJECT_ROOT, Platform, daily_file, landing_rows, make_settings, new_lake_catalog
 
-from strata.dagster_instance.pools import set_writer_pool_limits
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
 
@@ -43,12 +44,15 @@ WEEKS = [
 ]
 
 
-@pytest.fixture
-def lake_instance(monkeypatch, tmp_path, tpch_landing, postgres):
-    """A lake, a Dagster instance in PostgreSQL with its pools set, and the snapshots loaded."""
+@pytest.fixture(scope="module")
+def lake_instance(tmp_path_factory, tpch_landing, postgres):
+    """A lake, a Dagster instance in PostgreSQL with its pools set, and the snapshots loaded.
+
+    Shared by this module's tests, which write different days (and one re-writes a day).
+    """
     catalog = new_lake_catalog(postgres)
-    settings = make_settings(monkeypatch, tmp_path / "data", tpch_landing, catalog)
-    home = tmp_path / "dagster_home"
+    root = tmp_path_factory.mktemp("lake_concurrency")
+    home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.prod.yaml", home / "dagster.yaml")
     conn = postgres.connect()
@@ -57,20 +61,23 @@ def lake_instance(monkeypatch, tmp_path, tpch_landing, postgres):
     with conn.cursor() as cur:
         cur.execute(f"create database {db}")
     conn.close()
-    for name, value in {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": postgres.host,
-        "DAGSTER_PG_PORT": str(postgres.port),
-        "DAGSTER_PG_DB": db,
-        "DAGSTER_PG_USER": postgres.user,
-        "DAGSTER_PG_PASSWORD": "",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with dg.DagsterInstance.get() as instance:
-        assert set_writer_pool_limits(instance, settings.model_copy(update={"lake_writers": 4})) == {"lake_writer": 4}
-        instance.event_log_storage.initialize_concurrency_limit_to_default("lake_transform")
-        Platform(settings, instance).load_snapshots()
-    return settings
+    with pytest.MonkeyPatch.context() as mp:
+        settings = make_settings(mp, root / "data", tpch_landing, catalog)
+        for name, value in {
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_HOST": postgres.host,
+            "DAGSTER_PG_PORT": str(postgres.port),
+            "DAGSTER_PG_DB": db,
+            "DAGSTER_PG_USER": postgres.user,
+            "DAGSTER_PG_PASSWORD": "",
+        }.items():
+            mp.setenv(name, value)
+        with dg.DagsterInstance.get() as instance:
+            pools = ["lake_transform", "lake:raw.tpch_orders", "lake:raw.tpch_lineitem"]
+            for pool in pools:  # as the first run would, before four runs race to create them
+                instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+            Platform(settings, instance).load_snapshots()
+        yield settings
 
 
 def start_run(start: str, end: str, keys=SELECTION) -> subprocess.Popen:
@@ -140,3 +147,47 @@ def test_two_runs_of_the_same_day_leave_it_exactly_once(lake_instance):
     )
     (lines,) = landing_rows(landing, f"select count(*) from '{daily_file(landing, 'lineitem', day)}'")[0]
     assert day_counts(settings, "raw.tpch_lineitem", "_partition_date", day, end) == {date.fromisoformat(day): lines}
+
+
+def _lineitem_state(settings) -> tuple:
+    from strata import warehouse
+
+    with warehouse.connect(settings.warehouse, read_only=True) as con:
+        state = con.execute("select count(*), sum(l_extendedprice) from raw.tpch_lineitem").fetchall()[0]
+        return state, warehouse.current_snapshot(con)
+
+
+def test_a_killed_writer_leaves_the_previous_snapshot_and_the_rerun_succeeds(lake_instance):
+    settings = lake_instance
+    keys = ["raw/tpch_orders", "raw/tpch_lineitem"]
+    assert finish(start_run("1995-05-01", "1995-05-31", keys))[0] == 0
+    before, snapshot = _lineitem_state(settings)
+
+    # the whole history of both tables: long enough to be killed while it writes its data files
+    proc = subprocess.Popen(
+        [sys.executable, str(RUN), "1992-01-01", "1998-08-02", *keys],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
+    data = Path(settings.lake.data_path)
+    files_before = set(data.rglob("*.parquet"))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not set(data.rglob("*.parquet")) - files_before:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the writer finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # what run monitoring does for a dead run worker (the daemon is not running here): fail the
+    # run and free its pool slots, so that the re-run can take the table's slot
+    with dg.DagsterInstance.get() as instance:
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            instance.report_run_failed(run)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+    # the previous snapshot is still the latest, readable and complete
+    assert _lineitem_state(settings) == (before, snapshot)
+    code, output = finish(start_run("1995-05-01", "1995-05-31", keys))
+    assert code == 0, output[-3000:]
+    assert _lineitem_state(settings)[0] == before

@@ -181,7 +181,7 @@ def build_dataset_asset(
     raised as ``dg.Failure(allow_retries=False)``: retrying cannot fix it.
 
     Every step opens the warehouse, so every step is in the warehouse's writer ``pool``
-    (:func:`strata.warehouse.writer_pools`). A write that lost a conflict with another writer of
+    (:func:`strata.warehouse.writer_pool`). A write that lost a conflict with another writer of
     a lake is run again (:func:`strata.warehouse.retrying_conflicts`). Registry SQL (a
     SELECT, ``custom_sql`` checks) runs only on a connection confined by
     :func:`strata.warehouse.sandbox`: after the raw load, before anything for a SQL-derived one. The

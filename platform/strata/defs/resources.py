@@ -44,7 +44,7 @@ class StrataDbtCliResource(DbtCliResource):
 class Warehouse(dg.ConfigurableResource):
     """The warehouse: the DuckDB file at ``path``, or the lake when ``lake_catalog`` is set.
 
-    Steps that use it must be in its writer pool (:func:`strata.warehouse.writer_pools`).
+    Steps that use it must be in its writer pool (:func:`strata.warehouse.writer_pool`).
     """
 
     path: str
