@@ -50,7 +50,6 @@ lint: install-dev
 prod: install
 	scripts/system-deps.sh postgresql
 	$(BIN)/strata demo generate
-	$(BIN)/strata prepare
 	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) deploy/prod.sh
 
 # Debian packages the tests use: PostgreSQL 15 (the tests start their own server) and Chromium

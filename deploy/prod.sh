@@ -58,7 +58,7 @@ export DAGSTER_PG_PORT=${DAGSTER_PG_PORT:-5432} DAGSTER_PG_DB=${DAGSTER_PG_DB:-p
 # (STRATA_LAKE_PG_DATABASE, default strata_lake) on the same PostgreSQL server, unless
 # STRATA_LAKE_CATALOG names another; data under $STRATA_LAKE_DATA_PATH (default
 # $STRATA_DATA_DIR/lake/). Backfills run in concurrent chunks (STRATA_BACKFILL_CHUNK_DAYS,
-# default 365 here), and `strata prepare` sets the lake's writer pool in the instance.
+# default 365 here).
 if [ "${STRATA_WAREHOUSE:-duckdb}" = ducklake ]; then
   if [ -z "${STRATA_LAKE_CATALOG:-}" ]; then
     export STRATA_LAKE_PG_HOST=${STRATA_LAKE_PG_HOST:-$DAGSTER_PG_HOST} \
@@ -79,8 +79,8 @@ if not cur.fetchone():
 PY
   fi
   export STRATA_BACKFILL_CHUNK_DAYS=${STRATA_BACKFILL_CHUNK_DAYS:-365}
-  "$BIN/strata" prepare
 fi
+"$BIN/strata" prepare   # the dbt manifest; with a lake, its extensions and catalog
 
 "$BIN/dagster" api grpc --module-name strata.definitions --attribute defs \
   --host 127.0.0.1 --port "$GRPC_PORT" >"$PROD/logs/code_server.log" 2>&1 &

@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 #: The repository root: ``platform/strata/settings.py`` -> ``<root>``.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -72,19 +72,21 @@ class Settings(BaseModel):
     sensor_interval_seconds: int = Field(default=30, ge=1)
     alert_log: Path
 
-    @model_validator(mode="after")
-    def _lake_is_located(self) -> Settings:
-        if self.warehouse_backend == "ducklake" and self.lake is None:
-            raise ValueError(
-                "STRATA_WAREHOUSE=ducklake needs its catalog: set STRATA_LAKE_CATALOG "
-                "(postgres:dbname=... host=... user=...) or STRATA_LAKE_PG_HOST"
-            )
-        return self
-
     @property
     def warehouse(self) -> Path | LakeLocation:
-        """The warehouse :func:`strata.warehouse.connect` opens: the DuckDB file, or the lake."""
-        return self.lake if self.warehouse_backend == "ducklake" and self.lake else self.warehouse_path
+        """The warehouse :func:`strata.warehouse.connect` opens: the DuckDB file, or the lake.
+
+        Raises:
+            ValueError: ``STRATA_WAREHOUSE=ducklake`` names no catalog.
+        """
+        if self.warehouse_backend == "ducklake":
+            if self.lake is None:
+                raise ValueError(
+                    "STRATA_WAREHOUSE=ducklake needs its catalog: set STRATA_LAKE_CATALOG "
+                    "(postgres:dbname=... host=... user=...) or STRATA_LAKE_PG_HOST"
+                )
+            return self.lake
+        return self.warehouse_path
 
     @property
     def warehouse_description(self) -> str:
