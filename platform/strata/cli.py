@@ -50,7 +50,9 @@ def prepare() -> None:
     """Build the dbt manifest (dbt parse) and make sure DAGSTER_HOME has a dagster.yaml.
 
     With a lake (``STRATA_WAREHOUSE=ducklake``): install DuckDB's lake extensions from their
-    packages and attach the lake once (DuckLake creates its catalog tables).
+    packages and attach the lake once (DuckLake creates its catalog tables). With
+    ``DAGSTER_HOME``, create every pool the steps use in the instance
+    (:mod:`strata.dagster_instance.pools`).
     """
     import os
 
@@ -75,6 +77,16 @@ def prepare() -> None:
         with duckdb.connect() as con:  # installs the extensions; creates the lake's catalog on first use
             attach_lake(con, settings.lake, "lake")
         click.echo(f"warehouse: {settings.warehouse_description}")
+    if home:
+        import dagster as dg
+
+        from strata.dagster_instance.pools import initialize_pools, pools_of
+        from strata.definitions import build_definitions
+
+        pools = pools_of(build_definitions(settings))
+        with dg.DagsterInstance.get() as instance:
+            initialize_pools(instance, pools)
+        click.echo(f"pools: {len(pools)} ({', '.join(sorted(pools)[:3])}{' ...' if len(pools) > 3 else ''})")
 
 
 @main.command()

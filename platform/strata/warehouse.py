@@ -249,14 +249,26 @@ def _lake_data_paths(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT, or ROLLBACK if the block raises."""
+    """BEGIN ... COMMIT, or ROLLBACK if the block raises.
+
+    A COMMIT that fails (on a lake: a write conflict) has already ended the transaction; the
+    commit's own error is what propagates, not the ROLLBACK's "no transaction is active".
+    """
     con.execute("begin transaction")
     try:
         yield con
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        _rollback_if_open(con)
         raise
+
+
+def _rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("rollback")
+    except duckdb.TransactionException as err:
+        if "no transaction is active" not in str(err):
+            raise
 
 
 def quote(identifier: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from conftest import new_lake_catalog
+
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
 
@@ -66,3 +68,31 @@ def test_the_lake_builds_raw_to_marts_verifies_and_publishes_a_pinned_snapshot(l
     assert _revenue(platform, "published.mart_revenue_daily") == _revenue(platform, "marts.mart_revenue_daily")
     (snapshot,) = platform.query("select snapshot_id from published._published_snapshot")[0]
     assert snapshot < platform.query("select id from ducklake_current_snapshot('lake')")[0][0]
+
+
+def test_a_transaction_that_loses_a_write_conflict_is_run_again(postgres, tmp_path):
+    """A delete that races another writer's insert on one table fails at commit; the whole
+    idempotent function runs again and the table ends as if the writers had taken turns."""
+    from strata import warehouse
+    from strata.settings import LakeLocation
+
+    lake = LakeLocation(catalog=new_lake_catalog(postgres), data_path=str(tmp_path / "lake") + "/")
+    with warehouse.connect(lake) as con:
+        con.execute("create schema raw; create table raw.t as select range::bigint as day, 1 as n from range(3)")
+    attempts = []
+
+    @warehouse.retrying_conflicts("replacing day 1")
+    def replace_day_one(con) -> None:
+        attempts.append(1)
+        with warehouse.transaction(con):
+            warehouse.delete_where(con, "raw.t", "day = ?", [1])
+            warehouse.insert_by_name(con, "raw.t", "select 1::bigint as day, 2 as n")
+            if len(attempts) == 1:  # another writer commits an insert into the table meanwhile
+                with warehouse.connect(lake) as other:
+                    other.execute("insert into raw.t values (7, 1)")
+
+    with warehouse.connect(lake) as con:
+        replace_day_one(con)
+        rows = con.execute("select day, n from raw.t order by day").fetchall()
+    assert len(attempts) == 2  # the first commit lost the conflict, the second won
+    assert rows == [(0, 1), (1, 2), (2, 1), (7, 1)]
