@@ -86,8 +86,13 @@ def measure(backend: str, writers: int, base_env: dict, work: Path, server) -> d
         memory.stop.set()
         out["peak_mib"] = round(memory.peak_mib)
     finally:
+        print(json.dumps(out), flush=True)  # the backfill's figures, before a slow shutdown
         os.killpg(server_proc.pid, 15)
-        server_proc.wait(timeout=60)
+        try:
+            server_proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # dagster dev took longer than 60 s to stop
+            os.killpg(server_proc.pid, 9)
+            server_proc.wait(timeout=30)
         log.close()
     verify = subprocess.run([str(BIN / "strata"), "verify"], env=env, cwd=ROOT, capture_output=True, text=True)
     out["verify"] = (verify.stdout.strip().splitlines() or ["?"])[-1]
