@@ -96,3 +96,24 @@ def test_a_transaction_that_loses_a_write_conflict_is_run_again(postgres, tmp_pa
         rows = con.execute("select day, n from raw.t order by day").fetchall()
     assert len(attempts) == 2  # the first commit lost the conflict, the second won
     assert rows == [(0, 1), (1, 2), (2, 1), (7, 1)]
+
+
+def test_maintenance_merges_files_expires_snapshots_and_keeps_the_published_one(postgres, tmp_path):
+    from strata import warehouse
+    from strata.settings import LakeLocation
+
+    lake = LakeLocation(catalog=new_lake_catalog(postgres), data_path=str(tmp_path / "lake") + "/")
+    with warehouse.connect(lake) as con:
+        con.execute("call lake.set_option('data_inlining_row_limit', 0)")  # every insert a Parquet file
+        con.execute("create schema marts; create table marts.m (day bigint, n bigint)")
+        for day in range(5):  # one small file per daily write
+            con.execute("insert into marts.m select ?, range from range(1000)", [day])
+        assert warehouse.publish(con, "published", {"m": "marts.m"}) == {"m": 5000}
+        con.execute("insert into marts.m select 9, range from range(1000)")
+        before = con.execute("select count(*) from lake.snapshots()").fetchall()[0][0]
+        done = warehouse.maintain(con, "0 seconds", "published")
+        assert done["files_merged"] > 0 and done["snapshots_expired"] > 0
+        assert con.execute("select count(*) from lake.snapshots()").fetchall()[0][0] < before
+        # the published snapshot survives: readers of the published layer still see 5,000 rows
+        assert con.execute("select count(*) from published.m").fetchall() == [(5000,)]
+        assert con.execute("select count(*) from marts.m").fetchall() == [(6000,)]
