@@ -55,7 +55,8 @@ prod: install
 # Debian packages the tests use: PostgreSQL 15 (the tests start their own server) and Chromium
 # for the browser tests (driven by Playwright, never downloaded by it).
 SYSTEM_PACKAGES := postgresql chromium chromium-driver
-# pytest-xdist workers; the end-to-end tests (xdist group "e2e") run one at a time on one of them.
+# pytest-xdist workers; the end-to-end tests (xdist group "e2e") run one at a time on one of them,
+# the lake's concurrent-writer tests (group "lake") one at a time on one of them, the rest wherever a worker is free.
 TEST_WORKERS ?= 2
 
 test: install-dev

@@ -63,11 +63,14 @@ def landing_copy(tpch_landing, tmp_path) -> Path:
     return target
 
 
-def make_settings(monkeypatch, data_dir: Path, landing: Path, lake_catalog: str | None = None) -> Settings:
+def make_settings(
+    monkeypatch, data_dir: Path, landing: Path, lake_catalog: str | None = None, lake_data: Path | None = None
+) -> Settings:
     """Point Strata's environment at ``data_dir`` (warehouse) and ``landing``.
 
     With ``lake_catalog`` (``postgres:dbname=...``), the warehouse is a DuckLake with that catalog
-    and its data under ``data_dir/lake``; otherwise the DuckDB file ``data_dir/warehouse.duckdb``.
+    and its data under ``lake_data`` (default ``data_dir/lake``); otherwise the DuckDB file
+    ``data_dir/warehouse.duckdb``.
     """
     monkeypatch.setenv("STRATA_DATA_DIR", str(data_dir))
     monkeypatch.setenv("STRATA_LANDING_DIR", str(landing))
@@ -76,7 +79,7 @@ def make_settings(monkeypatch, data_dir: Path, landing: Path, lake_catalog: str 
     monkeypatch.setenv("DBT_TARGET", "lake" if lake_catalog else "local")
     if lake_catalog:
         monkeypatch.setenv("STRATA_LAKE_CATALOG", lake_catalog)
-        monkeypatch.setenv("STRATA_LAKE_DATA_PATH", str(data_dir / "lake"))
+        monkeypatch.setenv("STRATA_LAKE_DATA_PATH", str(lake_data or data_dir / "lake"))
     else:
         monkeypatch.delenv("STRATA_LAKE_CATALOG", raising=False)
         monkeypatch.delenv("STRATA_LAKE_DATA_PATH", raising=False)
@@ -137,6 +140,13 @@ class Platform:
         with warehouse.connect(self.settings.warehouse, read_only=True) as con:
             return con.execute(sql, params or []).fetchall()
 
+    def execute(self, sql: str, params: list | None = None) -> None:
+        """Change the warehouse behind Strata's back (a test damaging it), on either backend."""
+        from strata import warehouse
+
+        with warehouse.connect(self.settings.warehouse) as con:
+            con.execute(sql, params or []).fetchall()
+
 
 #: From the project's dagster.yaml: tests store events and capture Strata's logs as `make run` does.
 _PROJECT_INSTANCE = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
@@ -155,10 +165,31 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
+#: The warehouse backends (``STRATA_WAREHOUSE``).
+BACKENDS = ("duckdb", "ducklake")
+
+#: A module's ``pytestmark`` (or a test's mark) that runs its tests on both backends: the
+#: ``platform``, ``seeded`` and ``damaged_platform`` fixtures then give a DuckDB file, then a lake.
+on_both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def platform(monkeypatch, tmp_path, tpch_landing, instance) -> Platform:
-    """Strata over the shared landing zone, with a fresh warehouse."""
-    return Platform(make_settings(monkeypatch, tmp_path / "data", tpch_landing), instance)
+def backend(request) -> str:
+    """The warehouse backend of the test: ``duckdb``, unless parametrised (:data:`on_both_backends`)."""
+    return getattr(request, "param", "duckdb")
+
+
+def fresh_settings(request, monkeypatch, data_dir: Path, landing: Path) -> Settings:
+    """Settings for an empty warehouse of the test's backend (a lake gets a new catalog database)."""
+    if request.getfixturevalue("backend") == "ducklake":
+        return make_settings(monkeypatch, data_dir, landing, new_lake_catalog(request.getfixturevalue("postgres")))
+    return make_settings(monkeypatch, data_dir, landing)
+
+
+@pytest.fixture
+def platform(request, monkeypatch, tmp_path, tpch_landing, instance, backend) -> Platform:
+    """Strata over the shared landing zone, with a fresh warehouse of the test's backend."""
+    return Platform(fresh_settings(request, monkeypatch, tmp_path / "data", tpch_landing), instance)
 
 
 #: The order dates the seeded warehouse holds: January 1995, as [start, end) and as inclusive keys.
@@ -166,16 +197,45 @@ SEEDED_WINDOW = ("1995-01-01", "1995-02-01")
 SEEDED_KEYS = ("1995-01-01", "1995-01-31")
 
 
+def _seed(platform: Platform) -> None:
+    platform.load_snapshots()
+    start, end = SEEDED_KEYS
+    assert platform.materialize(platform.keys(partitioned=True), start=start, end=end).success
+
+
 @pytest.fixture(scope="session")
 def seeded_warehouse(tmp_path_factory, tpch_landing) -> Path:
     """A warehouse built once through Dagster: every snapshot and dimension, and January 1995."""
     data = tmp_path_factory.mktemp("seeded")
     with pytest.MonkeyPatch.context() as mp, strata_instance() as inst:
-        platform = Platform(make_settings(mp, data, tpch_landing), inst)
-        platform.load_snapshots()
-        start, end = SEEDED_KEYS
-        assert platform.materialize(platform.keys(partitioned=True), start=start, end=end).success
+        _seed(Platform(make_settings(mp, data, tpch_landing), inst))
     return data / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def seeded_lake(tmp_path_factory, tpch_landing, postgres) -> tuple[str, Path]:
+    """:func:`seeded_warehouse` on a lake: its catalog database's name and its data folder.
+
+    Copies (:func:`seeded_settings`) clone the catalog database (PostgreSQL's ``CREATE DATABASE
+    ... TEMPLATE``) and share the data folder: DuckLake never changes a data file once written
+    (writes add files under new names, deletes add delete files), so the copies cannot see each
+    other's changes. Only maintenance rewrites files, and it runs on lakes of its own.
+    """
+    data = tmp_path_factory.mktemp("seeded_lake")
+    catalog = new_lake_catalog(postgres)
+    with pytest.MonkeyPatch.context() as mp, strata_instance() as inst:
+        _seed(Platform(make_settings(mp, data, tpch_landing, catalog), inst))
+    return _database_of(catalog), data / "lake"
+
+
+def seeded_settings(request, monkeypatch, tmp_path: Path, landing: Path) -> Settings:
+    """Settings for a private copy of the seeded warehouse, of the test's backend."""
+    if request.getfixturevalue("backend") == "ducklake":
+        template, lake_data = request.getfixturevalue("seeded_lake")
+        catalog = new_lake_catalog(request.getfixturevalue("postgres"), template=template)
+        (tmp_path / "data").mkdir()
+        return make_settings(monkeypatch, tmp_path / "data", landing, catalog, lake_data)
+    return make_settings(monkeypatch, copy_of(request.getfixturevalue("seeded_warehouse"), tmp_path), landing)
 
 
 def copy_of(warehouse: Path, tmp_path: Path) -> Path:
@@ -187,15 +247,15 @@ def copy_of(warehouse: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def seeded(monkeypatch, tmp_path, tpch_landing, seeded_warehouse, instance) -> Platform:
+def seeded(request, monkeypatch, tmp_path, tpch_landing, instance, backend) -> Platform:
     """Strata over the shared landing zone, with a private copy of the seeded warehouse."""
-    return Platform(make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), tpch_landing), instance)
+    return Platform(seeded_settings(request, monkeypatch, tmp_path, tpch_landing), instance)
 
 
 @pytest.fixture
-def damaged_platform(monkeypatch, tmp_path, landing_copy, seeded_warehouse, instance) -> Platform:
+def damaged_platform(request, monkeypatch, tmp_path, landing_copy, instance, backend) -> Platform:
     """The seeded warehouse over a private landing copy (``settings.landing_dir``) a test may damage."""
-    return Platform(make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), landing_copy), instance)
+    return Platform(seeded_settings(request, monkeypatch, tmp_path, landing_copy), instance)
 
 
 def landing_rows(landing: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -220,21 +280,22 @@ def postgres():
     pg_server.stop(server)
 
 
-def new_lake_catalog(server) -> str:
-    """A new, empty PostgreSQL database on ``server`` for a DuckLake catalog; its DuckLake name."""
+def new_lake_catalog(server, template: str | None = None) -> str:
+    """A new PostgreSQL database on ``server`` for a DuckLake catalog; its DuckLake name.
+
+    Empty, or a copy of the database ``template`` (which nobody may be connected to).
+    """
     import uuid
 
     name = f"lake_{uuid.uuid4().hex[:12]}"
     conn = server.connect()
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f"create database {name}")
+        cur.execute(f"create database {name}" + (f" template {template}" if template else ""))
     conn.close()
     return f"postgres:dbname={name} host={server.host} port={server.port} user={server.user}"
 
 
-@pytest.fixture
-def lake_platform(monkeypatch, tmp_path, tpch_landing, instance, postgres) -> Platform:
-    """Strata over the shared landing zone, with a fresh DuckLake warehouse (catalog in PostgreSQL)."""
-    catalog = new_lake_catalog(postgres)
-    return Platform(make_settings(monkeypatch, tmp_path / "data", tpch_landing, catalog), instance)
+def _database_of(catalog: str) -> str:
+    """The PostgreSQL database name in a :func:`new_lake_catalog` name."""
+    return catalog.split("dbname=", 1)[1].split()[0]

@@ -1,4 +1,7 @@
-"""Raw -> staging -> marts through Dagster: one partition, a range in one run, re-runs, blocking tests."""
+"""Raw -> staging -> marts through Dagster: one partition, a range in one run, re-runs, blocking tests.
+
+Every test runs on both warehouse backends: a DuckDB file and a DuckLake.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,9 @@ import shutil
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import Platform, copy_of, daily_file, landing_rows, make_settings
+from conftest import Platform, daily_file, landing_rows, on_both_backends, seeded_settings
 
 from strata import warehouse
 from strata.settings import ASSETS_CONFIG_DIR
@@ -18,6 +20,8 @@ from strata.sources import VOLATILE_LOAD_COLUMNS
 DAY = "1995-03-15"
 FCT = dg.AssetKey(["marts", "fct_order_lines"])
 MART = dg.AssetKey(["marts", "mart_revenue_daily"])
+
+pytestmark = on_both_backends
 
 
 def expected_revenue(landing, start: str, end: str) -> list[tuple]:
@@ -42,7 +46,7 @@ def fingerprints(platform) -> dict[str, tuple[int, int]]:
         "marts.mart_revenue_daily",
         "marts.dim_customer",
     ]
-    with duckdb.connect(str(platform.settings.warehouse_path), read_only=True) as con:
+    with warehouse.connect(platform.settings.warehouse, read_only=True) as con:
         return {t: warehouse.fingerprint(con, t, exclude=VOLATILE_LOAD_COLUMNS) for t in tables}
 
 
@@ -161,7 +165,7 @@ def test_a_new_range_leaves_other_partitions_alone(seeded):
     ]
 
 
-def test_failing_error_test_blocks_the_marts(monkeypatch, tmp_path, landing_copy, seeded_warehouse, instance):
+def test_failing_error_test_blocks_the_marts(request, monkeypatch, tmp_path, landing_copy, instance, backend):
     """A dbt test at error severity fails: dbt skips what is downstream, the marts keep their numbers.
 
     The raw contract is relaxed (o_custkey nullable) so that the null reaches staging, where
@@ -175,7 +179,7 @@ def test_failing_error_test_blocks_the_marts(monkeypatch, tmp_path, landing_copy
             "{name: o_custkey, type: BIGINT, nullable: false}", "{name: o_custkey, type: BIGINT}"
         )
     )
-    settings = make_settings(monkeypatch, copy_of(seeded_warehouse, tmp_path), landing_copy)
+    settings = seeded_settings(request, monkeypatch, tmp_path, landing_copy)
     platform = Platform(settings, instance, [config])
     selection = platform.keys(partitioned=True)
     assert platform.materialize(selection, partition=DAY).success
@@ -215,18 +219,17 @@ def test_a_window_builds_on_a_warehouse_where_another_window_failed(seeded):
     them) does not fail the tests of the window being built: a partitioned test judges only its
     window, on both sides of a relationship whose parent is partitioned the same way."""
     platform = seeded
-    with duckdb.connect(str(platform.settings.warehouse_path)) as con:  # January's orders half gone
-        con.execute(
-            "delete from staging.stg_tpch__orders where order_date between date '1995-01-10' and date '1995-01-20'"
-        )
+    # January's orders half gone
+    platform.execute(
+        "delete from staging.stg_tpch__orders where order_date between date '1995-01-10' and date '1995-01-20'"
+    )
     result = platform.materialize(platform.keys(partitioned=True), start="1995-02-01", end="1995-02-07")
     failed = [
         f"{e.asset_key.to_user_string()} {e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed
     ]
     assert result.success, failed
     # ... and the test still catches orphans in the window it judges: line items whose orders are gone
-    with duckdb.connect(str(platform.settings.warehouse_path)) as con:
-        con.execute("delete from raw.tpch_orders where _partition_date = date '1995-01-15'")
+    platform.execute("delete from raw.tpch_orders where _partition_date = date '1995-01-15'")
     staging = [k for k in platform.keys(partitioned=True) if k.path[0] == "staging"]
     broken = platform.materialize(staging, partition="1995-01-15", raise_on_error=False)
     assert not broken.success

@@ -116,17 +116,26 @@ LAKE_EXTENSIONS = ("ducklake", "postgres_scanner", "httpfs")
 LAKE_RETRY_SETTINGS = {"ducklake_max_retry_count": 100, "ducklake_retry_wait_ms": 50, "ducklake_retry_backoff": 1.5}
 
 
+#: Whether this process has installed :data:`LAKE_EXTENSIONS` (:func:`install_lake_extensions`).
+_extensions_installed = False
+
+
 def install_lake_extensions(con: duckdb.DuckDBPyConnection) -> None:
     """Install :data:`LAKE_EXTENSIONS` into DuckDB's extension folder from their Python packages.
 
-    Idempotent; afterwards any process's DuckDB (dbt's too) loads them without network access.
+    Idempotent, and done once per process (every lake connection calls it); afterwards any
+    process's DuckDB (dbt's too) loads them without network access.
     """
+    global _extensions_installed
+    if _extensions_installed:
+        return
     from duckdb_extensions import extension_importer
 
     installed = {r[0] for r in con.execute("select extension_name from duckdb_extensions() where installed").fetchall()}
     for name in LAKE_EXTENSIONS:
         if name not in installed:
             extension_importer.import_extension(name, con=con)
+    _extensions_installed = True
 
 
 def attach_lake(con: duckdb.DuckDBPyConnection, lake: LakeLocation, alias: str, read_only: bool = False) -> None:
@@ -287,14 +296,19 @@ def qualified(table: str) -> str:
     return f"{quote(schema)}.{quote(name)}" if name else quote(schema)
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``schema.table`` exists."""
+def table_type(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """``schema.table``'s ``information_schema`` type (``BASE TABLE``, ``VIEW``), or None if it does not exist."""
     schema, _, name = table.partition(".")
     rows = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
     ).fetchall()
-    return bool(rows[0][0])
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``schema.table`` exists (a table or a view)."""
+    return table_type(con, table) is not None
 
 
 def temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -490,7 +504,7 @@ def publish(con: duckdb.DuckDBPyConnection, schema: str, sources: dict[str, str]
             target = f"{schema}.{name}"
             if lake:
                 # a copy published earlier by the file backend, or a previous view: replace either
-                if table_exists(con, target) and _is_base_table(con, target):
+                if table_type(con, target) == "BASE TABLE":
                     con.execute(f"drop table {qualified(target)}").fetchall()
                 con.execute(
                     f"create or replace view {qualified(target)} as "
@@ -505,14 +519,6 @@ def publish(con: duckdb.DuckDBPyConnection, schema: str, sources: dict[str, str]
                 f"select {snapshot}::bigint as snapshot_id, now() as published_at"
             ).fetchall()
     return counts
-
-
-def _is_base_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, _, name = table.partition(".")
-    rows = con.execute(
-        "select table_type from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-    ).fetchall()
-    return bool(rows) and rows[0][0] == "BASE TABLE"
 
 
 def published_snapshot(con: duckdb.DuckDBPyConnection, schema: str) -> int | None:

@@ -24,7 +24,7 @@ from conftest import PROJECT_ROOT, Platform, daily_file, landing_rows, make_sett
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lake")]
 
 RUN = Path(__file__).parent / "run_range.py"
 SELECTION = [

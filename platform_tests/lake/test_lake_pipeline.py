@@ -1,58 +1,49 @@
-"""The pipeline on the DuckLake backend: a real PostgreSQL catalog, Parquet data, real dbt and Dagster."""
+"""What only the DuckLake backend has: verify on a lake, a pinned published snapshot, conflict retries, maintenance.
+
+A real PostgreSQL catalog, Parquet data, real dbt and Dagster.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 
-from conftest import new_lake_catalog
+import pytest
+from conftest import SEEDED_WINDOW, new_lake_catalog
 
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
 
-DAY = "1995-03-15"
-
-
-def _fingerprints(platform) -> dict:
-    from strata import warehouse
-    from strata.sources import VOLATILE_LOAD_COLUMNS
-
-    tables = ["raw.tpch_orders", "raw.tpch_lineitem", "staging.stg_tpch__lineitem", "marts.fct_order_lines"]
-    with warehouse.connect(platform.settings.warehouse, read_only=True) as con:
-        return {t: warehouse.fingerprint(con, t, exclude=VOLATILE_LOAD_COLUMNS) for t in tables}
+#: The ``platform`` and ``seeded`` fixtures give a lake.
+on_the_lake = pytest.mark.parametrize("backend", ["ducklake"], indirect=True)
 
 
 def _revenue(platform, table: str) -> tuple:
     return platform.query(f"select count(*), sum(revenue) from {table}")[0]
 
 
-def test_the_lake_builds_raw_to_marts_verifies_and_publishes_a_pinned_snapshot(lake_platform):
-    """Raw to marts on the lake with ``strata verify`` clean; the published layer is pinned.
+@on_the_lake
+def test_the_lake_verifies_and_its_published_layer_is_a_pinned_snapshot(seeded):
+    """``strata verify`` is clean on the lake; the published layer is pinned to a snapshot.
 
     Readers of ``published.*`` see the last publish throughout a backfill, then the new numbers.
-
-    On the lake the published layer is views at a snapshot (time travel), not copies.
+    On the lake the published layer is views at a snapshot (time travel), not copies. (The
+    pipeline itself runs on the lake in ``test_pipeline.py``, parametrised on both backends.)
     """
-    platform = lake_platform
-    platform.load_snapshots()
-    marts = [k for k in platform.keys(partitioned=True) if k.path[0] in ("raw", "staging", "marts")]
-    published = [k for k in platform.keys(partitioned=False) if k.path[0] == "published"]
-    assert platform.materialize(marts, start="1995-01-01", end="1995-01-10").success
+    platform = seeded  # the seeded lake: snapshots and January 1995
     # the tables are in the lake (DuckLake's catalog and Parquet files), not in a DuckDB file
     assert not platform.settings.warehouse_path.exists()
     assert platform.query("select count(*) from ducklake_table_info('lake') where table_name = 'fct_order_lines'") == [
         (1,)
     ]
-    landing = platform.settings.landing_dir
-    window = DateWindow(date(1995, 1, 1), date(1995, 1, 11))
-    report = verify(tpch_datasets(), landing, platform.settings.warehouse, window)
+    start, end = (date.fromisoformat(d) for d in SEEDED_WINDOW)
+    report = verify(tpch_datasets(), platform.settings.landing_dir, platform.settings.warehouse, DateWindow(start, end))
     assert report.ok, report.mismatches
-    # a re-run of part of the range gives the same tables (idempotent partition replace)
-    first = _fingerprints(platform)
-    assert platform.materialize(marts, start="1995-01-04", end="1995-01-05").success
-    assert _fingerprints(platform) == first
+
+    marts = [k for k in platform.keys(partitioned=True) if k.path[0] in ("raw", "staging", "marts")]
+    published = [k for k in platform.keys(partitioned=False) if k.path[0] == "published"]
     assert platform.materialize(published).success
     before = _revenue(platform, "published.mart_revenue_daily")
-    assert before == _revenue(platform, "marts.mart_revenue_daily") and before[0] == 10
+    assert before == _revenue(platform, "marts.mart_revenue_daily") and before[0] == 31
     (kind,) = platform.query(
         "select table_type from information_schema.tables where table_schema = 'published' "
         "and table_name = 'mart_revenue_daily'"
@@ -60,8 +51,8 @@ def test_the_lake_builds_raw_to_marts_verifies_and_publishes_a_pinned_snapshot(l
     assert kind == "VIEW"  # zero-copy: a view at a snapshot
 
     # the backfill writes the marts; readers of the published layer see none of it
-    assert platform.materialize(marts, start="1995-01-11", end="1995-01-20").success
-    assert _revenue(platform, "marts.mart_revenue_daily")[0] == 20
+    assert platform.materialize(marts, start="1995-02-01", end="1995-02-05").success
+    assert _revenue(platform, "marts.mart_revenue_daily")[0] == 36
     assert _revenue(platform, "published.mart_revenue_daily") == before
 
     assert platform.materialize(published).success

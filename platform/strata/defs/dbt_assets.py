@@ -100,13 +100,14 @@ def _run_dbt(invocation: DbtCliInvocation) -> tuple[list, Exception | None]:
     return events, error
 
 
-def _add_partition_row_counts(
-    context: dg.AssetExecutionContext, db: Warehouse, window: DateWindow, events: list
+def _add_row_counts(
+    context: dg.AssetExecutionContext, db: Warehouse, events: list, window: DateWindow | None = None
 ) -> None:
     """Attach row counts to every model that was materialized.
 
-    ``rows_in_partition`` per partition, and ``dagster/row_count`` (the UI's "Row count") the
-    table's total, so that a day's count never reads as the size of the table.
+    ``dagster/row_count`` (the UI's "Row count") is always the table's total. For a partitioned
+    build (``window`` given) each day also gets ``rows_in_partition``, the rows of that day (column
+    ``window_column``), so that a day's count never reads as the size of the table.
     """
     from strata import warehouse
 
@@ -117,9 +118,11 @@ def _add_partition_row_counts(
                 continue
             spec = context.assets_def.specs_by_key[key]
             table = ".".join(str(spec.metadata["dagster/table_name"]).split(".")[-2:])
-            column = spec.metadata["window_column"]
-            counts = warehouse.rows_per_partition(con, table, column, window.start, window.end)
-            total = con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0]
+            total = int(con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0])
+            if window is None:
+                context.add_output_metadata({"dagster/row_count": total}, output_name=output_name)
+                continue
+            counts = warehouse.rows_per_partition(con, table, spec.metadata["window_column"], window.start, window.end)
             add_partition_metadata(
                 context,
                 key,
@@ -128,20 +131,6 @@ def _add_partition_row_counts(
                     for day in window.days()
                 },
             )
-
-
-def _add_row_counts(context: dg.AssetExecutionContext, db: Warehouse, events: list) -> None:
-    """``dagster/row_count`` (rows in the table) of every unpartitioned model that was materialized."""
-    from strata import warehouse
-
-    built = {e.output_name for e in events if isinstance(e, dg.Output)}
-    with db.connect() as con:
-        for output_name, key in context.assets_def.keys_by_output_name.items():
-            if output_name not in built:
-                continue
-            table = ".".join(str(context.assets_def.specs_by_key[key].metadata["dagster/table_name"]).split(".")[-2:])
-            total = con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0]
-            context.add_output_metadata({"dagster/row_count": int(total)}, output_name=output_name)
 
 
 def failed_tests_error(events: list, window: DateWindow | None, error: Exception) -> dg.Failure:
@@ -193,7 +182,7 @@ def build_dbt_assets(
         dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
         invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
         events, error = _run_dbt(invocation)
-        _add_partition_row_counts(context, warehouse, window, events)
+        _add_row_counts(context, warehouse, events, window)
         with warehouse.connect() as con:
             record_check_events(con, events, window, context.run_id)
         yield from events
