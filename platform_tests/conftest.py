@@ -5,6 +5,8 @@ Everything is real: tpchgen-cli data, a DuckDB file, dbt-duckdb, a Dagster insta
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator
@@ -205,10 +207,22 @@ def _seed(platform: Platform) -> None:
 
 @pytest.fixture(scope="session")
 def seeded_warehouse(tmp_path_factory, tpch_landing) -> Path:
-    """A warehouse built once through Dagster: every snapshot and dimension, and January 1995."""
-    data = tmp_path_factory.mktemp("seeded")
-    with pytest.MonkeyPatch.context() as mp, strata_instance() as inst:
-        _seed(Platform(make_settings(mp, data, tpch_landing), inst))
+    """A warehouse built once through Dagster: every snapshot and dimension, and January 1995.
+
+    Built once for the whole run, not once per pytest-xdist worker: the workers share pytest's
+    base folder, and the first to take the lock builds it (about a minute) while the others wait.
+    Tests get private copies (:func:`copy_of`).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    data, built = shared / "seeded", shared / "seeded.built"
+    with (shared / "seeded.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            shutil.rmtree(data, ignore_errors=True)  # what a failed build left
+            with pytest.MonkeyPatch.context() as mp, strata_instance() as inst:
+                _seed(Platform(make_settings(mp, data, tpch_landing), inst))
+            built.touch()
     return data / "warehouse.duckdb"
 
 

@@ -1,6 +1,7 @@
 """Quality through Dagster: TPC-H checks pass, a corrupt partition stops the marts (in its run and
 in any later run), rows land in quarantine with counts that add up, metadata is on every
-materialization."""
+materialization. The checks on every layer and the quarantine and gate run on both warehouse
+backends (a DuckDB file and a DuckLake)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import SEEDED_KEYS, daily_file
+from conftest import SEEDED_KEYS, daily_file, on_both_backends
 
 from strata.errors import BlockedByChecksError
 
@@ -22,6 +23,7 @@ def evaluations(result) -> dict[tuple[str, str], object]:
     return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
+@on_both_backends
 def test_tpch_checks_pass_on_every_layer(seeded):
     """Raw, staging and marts: every error-severity check passes (what the demo shows green)."""
     result = seeded.materialize(seeded.keys(partitioned=True), start="1995-01-01", end="1995-01-31")
@@ -60,6 +62,7 @@ def corrupt(platform, day: str, share: float) -> int:
     return bad
 
 
+@on_both_backends
 def test_a_corrupt_partition_stops_the_marts_and_lands_in_quarantine(damaged_platform):
     """A blocking Python check on raw stops dbt: in its own run (Dagster skips the dbt step) and in
     any later run (the quality gate), which closes dagster-io/dagster#25112's gap across runs."""
