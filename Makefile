@@ -52,9 +52,10 @@ prod: install
 	$(BIN)/strata demo generate
 	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) deploy/prod.sh
 
-# Debian packages the tests use: PostgreSQL 15 (the tests start their own server) and Chromium
+# Debian packages the tests use: PostgreSQL 15 (the tests start their own server) with the wal2json
+# logical decoding plugin (change data capture), and Chromium
 # for the browser tests (driven by Playwright, never downloaded by it).
-SYSTEM_PACKAGES := postgresql chromium chromium-driver
+SYSTEM_PACKAGES := postgresql postgresql-15-wal2json chromium chromium-driver
 # pytest-xdist workers; the end-to-end tests (xdist group "e2e") run one at a time on one of them,
 # the lake's concurrent-writer tests (group "lake") one at a time on one of them, the rest wherever a worker is free.
 TEST_WORKERS ?= 2

@@ -72,7 +72,11 @@ def start() -> PostgresServer:
         capture_output=True,
     )
     port = free_port()
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    # wal_level=logical: change data capture tests decode the WAL through replication slots
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
+        "-c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20"
+    )
     subprocess.run(
         _as_postgres(
             [

@@ -70,6 +70,10 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
     if isinstance(source, FilesSource):
         return files_source.extract(con, dataset, landing_root, window)
     if isinstance(source, PostgresSource):
+        if source.mode == "cdc":
+            from strata.sources import cdc
+
+            return cdc.extract(con, dataset, window)
         from strata.sources import postgres
 
         return postgres.extract(con, dataset, window)
@@ -111,6 +115,8 @@ def load_dataset(
         with warehouse.transaction(con):
             written, extra = _write(con, dataset, _raw_select(dataset, ex, window, source_types), params, window, ex)
             _write_quarantine(con, dataset, ex, window, source_types, params)
+        if ex.after_commit is not None:
+            ex.after_commit()
         report = _report(con, dataset, ex, window, written)
     except duckdb.Error as err:
         if ex.diagnose is not None:
@@ -137,7 +143,7 @@ def _source_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract)
             ``_loaded_at`` ...): it would be confused with Strata's own.
     """
     described = con.execute(f"describe select * from {ex.relation}", ex.params).fetchall()
-    own = {ex.origin_column, ex.partition_column, ex.row_column}
+    own = {ex.origin_column, ex.partition_column, ex.row_column, *ex.load_columns}
     names = [row[0] for row in described]
     reserved = set(LOAD_COLUMNS) | {ex.row_column}
     # DuckDB renames a duplicate in a subquery (our _partition_date beside the source's becomes
@@ -161,16 +167,14 @@ def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, sou
         f"{contract.typed_expr(c, source_types[c.name], csv)} as {contract.typed_name(c.name)}" for c in dataset.columns
     ]
     order = f"{warehouse.quote(ex.origin_column)}, {warehouse.quote(ex.row_column)}"
-    rank = (
-        f", {contract.duplicate_rank(dataset.primary_key, order)} as {contract.DUPLICATE_RANK}"
-        if dataset.primary_key
-        else ""
-    )
+    # a CDC table has many changes per key: its primary key names the row the changes apply to
+    keys = [] if dataset.is_cdc else dataset.primary_key
+    rank = f", {contract.duplicate_rank(keys, order)} as {contract.DUPLICATE_RANK}" if keys else ""
     rules = contract.column_rules(dataset)
     column = dataset.partitioning.column if dataset.partitioning else None
     if window is not None and column and dataset.column(column):
         rules.append(contract.partition_rule(column, window.start, window.end, ex.partition_column))
-    rules += contract.duplicate_rules(dataset.primary_key, _existing_keys(con, dataset, ex, window))
+    rules += contract.duplicate_rules(keys, _existing_keys(con, dataset, ex, window) if keys else None)
     checks = "list_filter([" + ", ".join(rules) + "], lambda x: x is not null)" if rules else "[]::varchar[]"
     inner = f"select src.*{''.join(', ' + t for t in typed)}{rank} from {ex.relation} as src"
     con.execute(
@@ -210,6 +214,7 @@ def _raw_select(dataset: Dataset, ex: Extract, window: DateWindow | None, source
         f"{contract.typed_name(c)} as {warehouse.quote(c)}" if dataset.column(c) else warehouse.quote(c)
         for c in source_types
     ]
+    exprs += [warehouse.quote(c) for c in ex.load_columns]
     partition = f", {_partition_sql(dataset, ex, window)} as {PARTITION_COLUMN}" if window is not None else ""
     return (
         f"select {', '.join(exprs)}, {warehouse.quote(ex.origin_column)}{partition}, "
@@ -340,7 +345,7 @@ def _write(
     if isinstance(source, PostgresSource) and source.incremental is not None:
         order = f"{warehouse.quote(source.incremental.cursor)} desc nulls last"
     inserted, updated = warehouse.merge_by_key(
-        con, table, select_sql, dataset.primary_key, params, order_by=order, ignore=VOLATILE_LOAD_COLUMNS
+        con, table, select_sql, dataset.write_key, params, order_by=order, ignore=VOLATILE_LOAD_COLUMNS
     )
     extra = {"rows_inserted": inserted, "rows_updated": updated}
     if isinstance(source, PostgresSource) and source.incremental is not None:

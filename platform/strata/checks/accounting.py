@@ -74,6 +74,24 @@ def quarantine_threshold(scope: Scope, dataset: Dataset, report: LoadReport) -> 
     )
 
 
+def slot_lag(dataset: Dataset, report: LoadReport) -> CheckOutcome:
+    """The WAL bytes a CDC source's replication slot still holds back after the load, at most ``max_lag_bytes``.
+
+    An abandoned or slow slot keeps every WAL segment since its position and fills the source's
+    disk (PostgreSQL docs, "Replication Slots"). Measured by :mod:`strata.sources.cdc` after the
+    slot advanced.
+    """
+    cdc = dataset.source.cdc  # type: ignore[union-attr]
+    lag = int(report.metadata.get("slot_lag_bytes", 0))
+    detail = f"slot {report.metadata.get('slot')} holds back {lag:,} bytes of WAL (max {cdc.max_lag_bytes:,})"
+    return CheckOutcome(
+        "slot_lag",
+        cdc.lag_severity,
+        [PartitionResult(None, lag <= cdc.max_lag_bytes, detail)],
+        metadata={"slot_lag_bytes": lag, "max_lag_bytes": cdc.max_lag_bytes},
+    )
+
+
 def schema_drift(scope: Scope, report: LoadReport) -> CheckOutcome:
     """Source columns the contract does not declare; kept in raw, listed here (warn)."""
     new = report.new_columns

@@ -55,6 +55,8 @@ def evaluate(
         ]
         if dataset.columns:
             outcomes.append(accounting.schema_drift(scope, report))
+        if dataset.is_cdc:
+            outcomes.append(accounting.slot_lag(dataset, report))
     if dataset.columns:
         outcomes.append(schema.evaluate(con, scope, dataset))
     if dataset.select is not None and dataset.primary_key:

@@ -34,6 +34,15 @@ def check_specs(dataset: Dataset) -> list[CheckSpec]:
         ]
         if dataset.columns:
             specs.append(CheckSpec("schema_drift", "warn", "The source has no columns beyond the declared ones."))
+        if dataset.is_cdc:
+            cdc = dataset.source.cdc  # type: ignore[union-attr]
+            specs.append(
+                CheckSpec(
+                    "slot_lag",
+                    cdc.lag_severity,
+                    f"The replication slot holds back at most {cdc.max_lag_bytes:,} bytes of WAL after the load.",
+                )
+            )
     if dataset.columns:
         specs.append(CheckSpec("schema", "error", "Declared types, nullability, uniqueness, values, ranges, patterns."))
     if dataset.select is not None and dataset.primary_key:

@@ -28,7 +28,7 @@ from strata.defs.resources import LandingZone, Warehouse
 from strata.errors import BlockingChecksFailedError, StrataError
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
-from strata.registry.models import Dataset, duration_seconds
+from strata.registry.models import CDC_COLUMNS, Dataset, duration_seconds
 from strata.settings import PROJECT_ROOT
 from strata.sources import LOAD_COLUMNS
 
@@ -71,6 +71,8 @@ def _schema(dataset: Dataset) -> dg.TableSchema:
     ]
     if dataset.layer == "raw":
         columns += [dg.TableColumn(c, "load metadata") for c in LOAD_COLUMNS]
+        if dataset.is_cdc:
+            columns += [dg.TableColumn(c, "change metadata") for c in CDC_COLUMNS]
     return dg.TableSchema(columns=columns)
 
 

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from strata.registry.issues import Issue
-from strata.registry.models import IDENTIFIER_PATTERN, LAYER_SCHEMAS, CustomSqlCheck, Dataset, ReferentialCheck
+from strata.registry.models import (
+    CDC_COLUMNS,
+    IDENTIFIER_PATTERN,
+    LAYER_SCHEMAS,
+    CustomSqlCheck,
+    Dataset,
+    ReferentialCheck,
+)
 from strata.registry.sql import CHECK_PLACEHOLDERS, TableRef, parse_select, tables_read, with_placeholders
 from strata.registry.sql_columns import resolve
 from strata.registry.validation import validate_document
@@ -221,6 +228,17 @@ def _cross_issues(
     """The cross-file issues of ``ds`` against the valid datasets of ``registry``; dependencies go to ``record``."""
     tables, known = readable
     found: list[Issue] = []
+    if ds.apply_changes is not None:
+        changes = registry.datasets.get(ds.apply_changes)
+        if changes is None or not changes.is_cdc:
+            found.append(
+                doc.issue(
+                    ("apply_changes",),
+                    f"'{ds.apply_changes}' is not a registered CDC dataset",
+                    "name a raw dataset whose postgres source has mode: cdc",
+                )
+            )
+            return found
     if ds.select is not None:
         deps: list[str] = []
         resolved: list[tuple[TableRef, str]] = []
@@ -288,7 +306,8 @@ def _column_issues(
         d = registry.datasets.get(by_table.get(relation, ""))
         if d is not None:
             declared = [c.name for c in d.columns]
-            columns[relation] = declared + list(LOAD_COLUMNS) if declared and d.layer == "raw" else declared
+            load = list(LOAD_COLUMNS) + (list(CDC_COLUMNS) if d.is_cdc else [])
+            columns[relation] = declared + load if declared and d.layer == "raw" else declared
         elif relation in external:
             columns[relation] = list(external[relation])
     result = resolve(statement, tables, columns)

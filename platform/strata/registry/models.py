@@ -14,11 +14,12 @@ with sqlglot.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
@@ -171,8 +172,27 @@ class Incremental(StrictModel):
     initial_value: str | None = Field(default=None, description="Lower bound of the first load.")
 
 
+class ChangeCapture(StrictModel):
+    """Change data capture settings of a ``mode: cdc`` PostgreSQL source (:mod:`strata.sources.cdc`).
+
+    ``slot`` is the logical replication slot (default ``strata_<dataset>``); Strata creates it
+    with the ``wal2json`` plugin on the first load. ``max_lag_bytes`` is the WAL the slot may
+    hold back before the ``slot_lag`` check fails (an abandoned slot fills the source's disk).
+    A run reads at most about ``max_changes`` changes (whole transactions); the next run goes on.
+    """
+
+    slot: Identifier | None = None
+    max_lag_bytes: int = Field(default=1_073_741_824, gt=0, description="Bytes of WAL (default 1 GiB).")
+    lag_severity: Severity = "warn"
+    max_changes: int = Field(default=1_000_000, gt=0)
+
+
 class PostgresSource(StrictModel):
-    """A PostgreSQL table or query; incremental by a cursor, partitioned by a date column, or a snapshot."""
+    """A PostgreSQL table or query; incremental by a cursor, partitioned by a date column, or a snapshot.
+
+    ``mode: cdc`` reads the table's changes from the database's write-ahead log instead
+    (change data capture, :class:`ChangeCapture`).
+    """
 
     type: Literal["postgres"]
     connection: PostgresConnection
@@ -180,6 +200,8 @@ class PostgresSource(StrictModel):
     query: str | None = None
     incremental: Incremental | None = None
     batch_rows: int = Field(default=50_000, gt=0)
+    mode: Literal["query", "cdc"] = "query"
+    cdc: ChangeCapture = Field(default_factory=ChangeCapture)
 
 
 class Auth(StrictModel):
@@ -352,6 +374,42 @@ class Quarantine(StrictModel):
     max_pct: float = Field(default=5.0, ge=0, le=100)
 
 
+# --------------------------------------------------------------------------- change data capture
+
+#: The columns a CDC raw table adds to each change (besides the row image, and the load columns):
+#: ``_cdc_op`` (VARCHAR: ``r`` initial snapshot read, ``c`` insert, ``u`` update, ``d`` delete;
+#: Debezium's letters), ``_cdc_commit_lsn`` and ``_cdc_lsn`` (BIGINT: the commit's and the change's
+#: log sequence numbers), ``_cdc_seq`` (INTEGER: order among rows of one change) and
+#: ``_cdc_committed_at`` (TIMESTAMPTZ: the commit's time).
+CDC_COLUMNS = ("_cdc_op", "_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq", "_cdc_committed_at")
+#: One row per change: re-reading a change (after a crash) merges onto itself.
+CDC_KEY = ("_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq")
+
+
+def current_state_sql(changes: str, keys: list[str]) -> str:
+    """The SELECT of a CDC dataset's current state: per key the last change in log order, unless a delete.
+
+    Columns: the row image's and ``_cdc_lsn``, ``_cdc_committed_at`` of the change that set the row.
+    Log order is commit order, then order within the transaction: ``(_cdc_commit_lsn, _cdc_lsn,
+    _cdc_seq)``. A primary-key update is recorded as a delete of the old key and an insert of the
+    new one (Debezium does the same), so the old key disappears.
+    """
+    key = ", ".join(f'"{k}"' for k in keys)
+    dropped = ", ".join(
+        f'"{c}"'
+        for c in ("_cdc_rank", "_cdc_op", "_cdc_commit_lsn", "_cdc_seq", "_source_table", "_loaded_at", "_run_id")
+    )
+    return (
+        f"select * exclude ({dropped})\n"
+        "from (\n"
+        f"    select *, row_number() over (partition by {key}\n"
+        '        order by "_cdc_commit_lsn" desc, "_cdc_lsn" desc, "_cdc_seq" desc) as "_cdc_rank"\n'
+        f"    from raw.{changes}\n"
+        ") as changes\n"
+        'where "_cdc_rank" = 1 and "_cdc_op" <> \'d\'\n'
+    )
+
+
 # --------------------------------------------------------------------------- the dataset
 
 
@@ -372,6 +430,11 @@ class Dataset(StrictModel):
     layer: Layer = "raw"
     source: Source | None = None
     select: str | None = Field(default=None, description="SQL-derived datasets: one SELECT statement.")
+    apply_changes: Identifier | None = Field(
+        default=None,
+        description="A staging dataset holding the current state of a CDC raw dataset (its name): "
+        "its changes applied in log order by primary_key, deletes honoured. Strata writes the SELECT.",
+    )
     partitioning: DailyPartitioning | None = None
     load: LoadStrategy | None = Field(
         default=None, description="Default: overwrite_partition when partitioned, else replace."
@@ -381,6 +444,27 @@ class Dataset(StrictModel):
     checks: list[Check] = Field(default_factory=list)
     freshness: Freshness | None = None
     quarantine: Quarantine = Field(default_factory=Quarantine)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _changes_applied(cls, data: object) -> object:
+        """``apply_changes``: the SELECT is :func:`current_state_sql` (unless one was given, an error)."""
+        if isinstance(data, dict) and data.get("apply_changes") and "select" not in data:
+            keys = data.get("primary_key")
+            if (
+                isinstance(keys, list)
+                and keys
+                and all(isinstance(k, str) and re.fullmatch(IDENTIFIER_PATTERN, k) for k in keys)
+            ):
+                source = data["apply_changes"]
+                if isinstance(source, str) and re.fullmatch(IDENTIFIER_PATTERN, source):
+                    data = {**data, "select": current_state_sql(source, keys)}
+        return data
+
+    @property
+    def is_cdc(self) -> bool:
+        """A raw dataset read by change data capture (a PostgreSQL source with ``mode: cdc``)."""
+        return isinstance(self.source, PostgresSource) and self.source.mode == "cdc"
 
     @property
     def schema_name(self) -> str:
@@ -399,8 +483,15 @@ class Dataset(StrictModel):
 
     @property
     def load_strategy(self) -> str:
-        """The declared load strategy, or the default for the partitioning."""
+        """The declared load strategy, or the default: merge for CDC (by :data:`CDC_KEY`), else by partitioning."""
+        if self.load is None and self.is_cdc:
+            return "merge"
         return self.load or ("overwrite_partition" if self.partitioning else "replace")
+
+    @property
+    def write_key(self) -> list[str]:
+        """The columns a merge matches rows on: :data:`CDC_KEY` for CDC (one row per change), else the primary key."""
+        return list(CDC_KEY) if self.is_cdc else list(self.primary_key)
 
     def column(self, name: str) -> Column | None:
         """The declared column called ``name``, if any."""

@@ -21,6 +21,7 @@ from cronsim import CronSim, CronSimError
 
 from strata.registry.issues import Issue
 from strata.registry.models import (
+    CDC_COLUMNS,
     CustomSqlCheck,
     Dataset,
     DistributionCheck,
@@ -54,7 +55,7 @@ COMMON_TYPES = [
 ]
 WINDOW_PLACEHOLDERS = {"date", "start", "end"}
 #: Column names Strata's loads add (:data:`strata.sources.LOAD_COLUMNS`, and the row number).
-RESERVED_COLUMNS = frozenset(LOAD_COLUMNS) | {"_source_row"}
+RESERVED_COLUMNS = frozenset(LOAD_COLUMNS) | {"_source_row"} | frozenset(CDC_COLUMNS)
 #: Partition dates Strata accepts: Dagster's partition arithmetic overflows near year 9999.
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
@@ -166,7 +167,11 @@ def _layer(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
         if ds.select is not None:
             yield doc.issue(("select",), "'select' belongs to staging and mart datasets, not raw ones")
     else:
-        if ds.select is None:
+        if ds.apply_changes is not None and ds.layer != "staging":
+            yield doc.issue(("apply_changes",), "the current state of a CDC dataset is a staging dataset")
+        if ds.apply_changes is not None and not ds.primary_key:
+            yield doc.issue(("apply_changes",), "applying changes needs the primary_key they apply to")
+        elif ds.select is None:
             yield doc.issue(("layer",), f"a {ds.layer} dataset needs a 'select' over other datasets or dbt models")
         if ds.source is not None:
             yield doc.issue(("source",), f"a {ds.layer} dataset is SQL-derived: use 'select', not 'source'")
@@ -272,6 +277,8 @@ def _postgres(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[I
         _, problem = parse_select(src.query, dialect="postgres")
         if problem:
             yield _sql_issue(doc, ("source", "query"), problem)
+    if src.mode == "cdc":
+        yield from _cdc(doc, ds, src)
     if src.incremental is not None:
         names = [c.name for c in ds.columns]
         if names and src.incremental.cursor not in names:
@@ -284,6 +291,24 @@ def _postgres(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[I
             yield doc.issue(("source", "incremental"), "choose incremental (high-water mark) or partitioning, not both")
         if ds.load_strategy != "merge":
             yield doc.issue(("load",), "an incremental source is loaded with merge", "load: merge, with a primary_key")
+
+
+def _cdc(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[Issue]:
+    """Change data capture reads one table's log: a table, a key, no window (:mod:`strata.sources.cdc`)."""
+    if src.table is None:
+        yield doc.issue(("source", "mode"), "change data capture reads a table, not a query", "give 'table'")
+    if src.incremental is not None:
+        yield doc.issue(
+            ("source", "incremental"), "a CDC source reads the log, not a cursor column: drop 'incremental'"
+        )
+    if ds.partitioning is not None:
+        yield doc.issue(("partitioning",), "a CDC source is not partitioned: each run reads the changes since the last")
+    if not ds.primary_key:
+        yield doc.issue(
+            ("source", "mode"), "change data capture needs the table's primary_key", "add primary_key: [id]"
+        )
+    if ds.load is not None and ds.load != "merge":
+        yield doc.issue(("load",), "a CDC source is merged by change (log position)", "leave out 'load'")
 
 
 def _http(doc: YamlDocument, ds: Dataset, src: HttpSource) -> Iterator[Issue]:

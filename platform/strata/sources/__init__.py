@@ -65,3 +65,9 @@ class Extract:
     count_source: Callable[[dict], dict] | None = None
     #: The origins (files) whose own columns include the given one; for error messages.
     origin_of_column: Callable[[str], list[str]] | None = None
+    #: Load columns the reader fills itself (CDC: :data:`strata.registry.models.CDC_COLUMNS`),
+    #: written to raw as they are, never typed or checked as source columns.
+    load_columns: tuple[str, ...] = ()
+    #: Called once the raw write has committed (CDC: advance the replication slot); may add to
+    #: ``metadata``. Not called when the write failed, so the source is read again next time.
+    after_commit: Callable[[], None] | None = None

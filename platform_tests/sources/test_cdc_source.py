@@ -1,0 +1,326 @@
+"""Change data capture against a real PostgreSQL 15 (``wal_level=logical``, the wal2json plugin).
+
+Every change reaches raw once, in log order, with its operation, LSN and commit time; the staging
+dataset that applies them equals the source table row for row; a crash on either side of the raw
+commit loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from strata.checks import runner
+from strata.loading import build_derived, load_dataset
+from strata.registry.loader import load_registry
+from strata.registry.models import Dataset
+from strata.sources import cdc
+
+CONNECTION = {
+    "host": "${SHOP_PG_HOST}",
+    "port": "${SHOP_PG_PORT}",
+    "database": "${SHOP_PG_DATABASE}",
+    "user": "${SHOP_PG_USER}",
+}
+COLUMNS = [
+    {"name": "id", "type": "INTEGER", "nullable": False},
+    {"name": "name", "type": "VARCHAR"},
+    {"name": "balance", "type": "DECIMAL(12,2)"},
+    {"name": "segment", "type": "VARCHAR"},
+]
+
+
+def changes_dataset(table: str, **cdc_options) -> Dataset:
+    return Dataset.model_validate(
+        {
+            "name": f"{table}_changes",
+            "source": {
+                "type": "postgres",
+                "connection": CONNECTION,
+                "table": f"public.{table}",
+                "mode": "cdc",
+                "cdc": cdc_options,
+            },
+            "primary_key": ["id"],
+            "columns": COLUMNS,
+        }
+    )
+
+
+def current_dataset(table: str) -> Dataset:
+    return Dataset.model_validate(
+        {
+            "name": f"{table}_current",
+            "layer": "staging",
+            "apply_changes": f"{table}_changes",
+            "primary_key": ["id"],
+            "columns": COLUMNS,
+        }
+    )
+
+
+@pytest.fixture
+def source(postgres, monkeypatch, request):
+    """A fresh ``customers_<n>`` table with REPLICA IDENTITY FULL; its slot is dropped afterwards."""
+    for key, value in postgres.env("SHOP").items():
+        monkeypatch.setenv(key, value)
+    conn = postgres.connect()
+    conn.autocommit = True
+    table = "cust_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[-40:].lower()
+    execute(conn, f"drop table if exists {table}")
+    execute(conn, f"create table {table} (id int primary key, name text, balance numeric(12,2), segment text)")
+    execute(conn, f"alter table {table} replica identity full")
+    execute(conn, f"insert into {table} values (1, 'ann', 10.50, 'BUILDING'), (2, 'bob', 20, 'MACHINERY')")
+    yield conn, table
+    execute(
+        conn, f"select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like '%{table}%'"
+    )
+    conn.close()
+
+
+@pytest.fixture
+def con(tmp_path):
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as c:
+        yield c
+
+
+def execute(conn, sql: str, params=None) -> None:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+
+
+def source_rows(conn, table: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(f"select id, name, balance, segment from {table} order by id")
+        return cur.fetchall()
+
+
+def current_rows(con, table: str) -> list[tuple]:
+    build_derived(con, current_dataset(table))
+    return con.execute(f"select id, name, balance, segment from staging.{table}_current order by id").fetchall()
+
+
+def changes(con, table: str) -> list[tuple]:
+    return con.execute(
+        f"select _cdc_op, id, name, _cdc_seq from raw.{table}_changes order by _cdc_commit_lsn, _cdc_lsn, _cdc_seq"
+    ).fetchall()
+
+
+def test_inserts_updates_deletes_and_a_key_update_apply_to_the_source_state(source, con):
+    conn, table = source
+    ds = changes_dataset(table)
+    first = load_dataset(con, ds, Path("."), "run-1")
+    assert first.metadata["initial_snapshot_rows"] == 2 and first.rows_read == 2
+    assert changes(con, table) == [("r", 1, "ann", 1), ("r", 2, "bob", 2)]
+
+    execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
+    execute(conn, f"update {table} set balance = 11.25, segment = 'AUTOMOBILE' where id = 1")
+    execute(conn, f"delete from {table} where id = 2")
+    # one transaction touching several rows, then a primary-key update
+    execute(
+        conn,
+        f"begin; insert into {table} values (4, 'di', 1, 'BUILDING'), (5, 'ed', 2, 'BUILDING'); "
+        f"update {table} set name = 'cyd' where id = 3; delete from {table} where id = 4; commit",
+    )
+    execute(conn, f"update {table} set id = 50 where id = 5")
+    second = load_dataset(con, ds, Path("."), "run-2")
+    assert second.metadata["transactions_read"] == 5
+    assert second.rows_read == 9 and second.rows_quarantined == 0
+    assert changes(con, table)[2:] == [
+        ("c", 3, "cy", 0),
+        ("u", 1, "ann", 0),
+        ("d", 2, "bob", 0),
+        ("c", 4, "di", 0),
+        ("c", 5, "ed", 0),
+        ("u", 3, "cyd", 0),
+        ("d", 4, "di", 0),
+        ("d", 5, "ed", 0),
+        ("c", 50, "ed", 1),
+    ]
+    typed = con.execute(
+        f"select _cdc_committed_at, _cdc_lsn, _cdc_commit_lsn, balance from raw.{table}_changes where _cdc_op = 'u' "
+        "and id = 1"
+    ).fetchall()[0]
+    assert typed[0].tzinfo is not None and 0 < typed[1] < typed[2] and typed[3] == Decimal("11.25")
+    assert current_rows(con, table) == source_rows(conn, table)
+
+    # nothing new: nothing read, nothing written
+    third = load_dataset(con, ds, Path("."), "run-3")
+    assert third.rows_read == 0 and len(changes(con, table)) == 11
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+CRASH = """
+import os, sys
+from pathlib import Path
+import duckdb
+from strata import loading
+from strata.sources import cdc
+sys.path.insert(0, {tests!r})
+from sources.test_cdc_source import changes_dataset
+
+where = sys.argv[1]
+read = cdc.extract
+
+def crashing_extract(con, dataset, window):
+    ex = read(con, dataset, window)
+    if where == "after_commit":
+        ex.after_commit = lambda: os._exit(9)  # the raw write committed, the slot did not advance
+    return ex
+
+def crashing_quarantine(*args, **kwargs):
+    os._exit(9)  # inside the raw write's transaction: nothing committed
+
+cdc.extract = crashing_extract
+if where == "before_commit":
+    loading._write_quarantine = crashing_quarantine
+with duckdb.connect({warehouse!r}) as con:
+    loading.load_dataset(con, changes_dataset({table!r}), Path("."), "crashing-run")
+"""
+
+
+@pytest.mark.parametrize("where", ["before_commit", "after_commit"])
+def test_a_crash_on_either_side_of_the_raw_commit_gives_every_change_exactly_once(source, tmp_path, where):
+    conn, table = source
+    path = str(tmp_path / "crash.duckdb")
+    with duckdb.connect(path) as con:
+        load_dataset(con, changes_dataset(table), Path("."), "run-1")
+    execute(
+        conn, f"begin; insert into {table} values (3, 'cy', 5, 'HOUSEHOLD'); delete from {table} where id = 1; commit"
+    )
+    execute(conn, f"update {table} set balance = 99 where id = 2")
+    script = CRASH.format(tests=str(Path(__file__).parents[1]), warehouse=path, table=table)
+    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(script), where], capture_output=True, text=True)
+    assert crashed.returncode == 9, crashed.stderr
+    with duckdb.connect(path) as con:
+        kept = con.execute(f"select count(*) from raw.{table}_changes").fetchall()[0][0]
+        assert kept == (2 if where == "before_commit" else 5)  # the crash left the previous state, or the new one
+        again = load_dataset(con, changes_dataset(table), Path("."), "run-2")
+        assert again.rows_read == 3  # the slot had not moved: the changes are read again
+        assert changes(con, table) == [
+            ("r", 1, "ann", 1),
+            ("r", 2, "bob", 2),
+            ("c", 3, "cy", 0),
+            ("d", 1, "ann", 0),
+            ("u", 2, "bob", 0),
+        ]
+        assert again.metadata["rows_inserted"] == (3 if where == "before_commit" else 0)
+        assert current_rows(con, table) == source_rows(conn, table)
+        assert load_dataset(con, changes_dataset(table), Path("."), "run-3").rows_read == 0
+
+
+def test_slot_lag_is_measured_and_checked_against_the_threshold(source, con):
+    conn, table = source
+    ds = changes_dataset(table, max_changes=1, max_lag_bytes=20_000)
+    load_dataset(con, ds, Path("."), "run-1")
+    for n in range(3):
+        execute(
+            conn,
+            f"insert into {table} select g, 'bulk', 1, 'BUILDING' from generate_series({10 + n * 1000}, {n * 1000 + 1009}) g",
+        )
+    behind = load_dataset(con, ds, Path("."), "run-2")  # reads the first transaction only
+    assert behind.rows_read == 1000 and behind.metadata["slot_lag_bytes"] > 20_000
+    lag = {o.name: o for o in runner.evaluate(con, ds, None, {}, behind)}["slot_lag"]
+    assert not lag.partitions[0].passed and lag.severity == "warn"
+    assert "holds back" in lag.partitions[0].detail
+    while load_dataset(con, ds, Path("."), "catch-up").rows_read:
+        pass
+    caught_up = load_dataset(con, ds, Path("."), "run-3")
+    assert caught_up.metadata["slot_lag_bytes"] <= 20_000
+    assert {o.name: o for o in runner.evaluate(con, ds, None, {}, caught_up)}["slot_lag"].partitions[0].passed
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+def test_changes_beyond_a_row_group_and_the_initial_read_at_size(source, con):
+    """130,000 rows in the initial read and 130,000 changes in one transaction: more than one row group each."""
+    conn, table = source
+    execute(conn, f"insert into {table} select g, 'n' || g, g % 1000, 'BUILDING' from generate_series(10, 130009) g")
+    ds = changes_dataset(table)
+    first = load_dataset(con, ds, Path("."), "run-1")
+    assert first.rows_read == 130_002
+    execute(conn, f"update {table} set segment = 'AUTOMOBILE', balance = balance + 1 where id % 2 = 0")
+    execute(conn, f"delete from {table} where id % 5 = 0")
+    second = load_dataset(con, ds, Path("."), "run-2")
+    assert second.rows_read == 65_001 + 26_000 and second.rows_quarantined == 0
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+def test_the_table_must_carry_its_old_rows(source, con):
+    conn, table = source
+    execute(conn, f"alter table {table} replica identity default")
+    with pytest.raises(Exception, match="REPLICA IDENTITY FULL"):
+        load_dataset(con, changes_dataset(table), Path("."), "run-1")
+    assert cdc.slot_name(changes_dataset(table)) == f"strata_{table}_changes"
+
+
+def test_the_registry_checks_cdc_and_apply_changes_declarations(tmp_path):
+    (tmp_path / "orders_changes.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: orders_changes
+            source:
+              type: postgres
+              connection: {host: "${H}", database: "${D}", user: "${U}"}
+              query: select * from orders
+              mode: cdc
+            load: replace
+            """
+        )
+    )
+    (tmp_path / "orders_current.yaml").write_text(
+        "name: orders_current\nlayer: staging\napply_changes: orders\nprimary_key: [id]\n"
+    )
+    (tmp_path / "orders.yaml").write_text(
+        "name: orders\nsource: {type: files, format: csv, path: orders.csv}\ncolumns: [{name: id, type: INTEGER}]\n"
+    )
+    registry = load_registry([tmp_path])
+    messages = {b.name: " | ".join(i.message for i in b.issues) for b in registry.broken}
+    assert "change data capture reads a table, not a query" in messages["orders_changes"]
+    assert "needs the table's primary_key" in messages["orders_changes"]
+    assert "merged by change" in messages["orders_changes"]
+    assert "'orders' is not a registered CDC dataset" in messages["orders_current"]
+
+
+def test_the_guides_cdc_example_runs_in_dagster(postgres, monkeypatch, tmp_path, instance):
+    """docs/registry.md's two files, as written: raw changes and staging current state as Dagster assets."""
+    import dagster as dg
+    from conftest import Platform, make_settings
+    from registry.test_registry_assets import guide_block
+
+    for key, value in postgres.env("CRM").items():
+        monkeypatch.setenv(key, value)
+    conn = postgres.connect()
+    conn.autocommit = True
+    execute(conn, "drop table if exists accounts")
+    execute(conn, "create table accounts (id bigint primary key, name text, balance numeric(12,2))")
+    execute(conn, "alter table accounts replica identity full")
+    execute(conn, "insert into accounts values (1, 'ann', 1), (2, 'bob', 2)")
+    config = tmp_path / "assets_config"
+    config.mkdir()
+    (config / "accounts_changes.yaml").write_text(guide_block("name: accounts_changes", "yaml"))
+    (config / "accounts.yaml").write_text(guide_block("apply_changes: accounts_changes", "yaml"))
+    try:
+        platform = Platform(make_settings(monkeypatch, tmp_path / "data", tmp_path / "landing"), instance, [config])
+        keys = [dg.AssetKey(["raw", "accounts_changes"]), dg.AssetKey(["staging", "accounts"])]
+        assert platform.materialize(keys).success
+        execute(conn, "begin; update accounts set balance = 5 where id = 1; delete from accounts where id = 2; commit")
+        result = platform.materialize(keys)
+        assert result.success
+        lag = [e for e in result.get_asset_check_evaluations() if e.check_name == "slot_lag"]
+        assert lag and lag[0].passed and lag[0].metadata["slot_lag_bytes"].value >= 0
+        assert platform.query("select id, name, balance from staging.accounts order by id") == [
+            (1, "ann", Decimal("5.00"))
+        ]
+        assert platform.query("select count(*) from raw.accounts_changes") == [(4,)]
+    finally:
+        execute(
+            conn,
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'strata_accounts'",
+        )
+        conn.close()
