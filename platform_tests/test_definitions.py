@@ -53,7 +53,11 @@ def test_layers_and_partitioning(platform):
     raw = {k for k in snap if k.startswith("raw/")}
     assert raw == {
         f"raw/tpch_{t}" for t in ("orders", "lineitem", "customer", "part", "supplier", "partsupp", "nation", "region")
-    }
+    } | {"raw/tpch_customer_snapshots"}
+    # the snapshots' SCD Type 2 history is an asset of its own, which dbt's history dimension reads
+    assert snap["staging/tpch_customer_snapshots_history"]["deps"] == ["raw/tpch_customer_snapshots"]
+    assert "staging/tpch_customer_snapshots_history" in snap["marts/dim_customer_history"]["deps"]
+    assert "marts/dim_customer_history" in snap["marts/fct_order_lines"]["deps"]
     assert {k for k, v in snap.items() if v["partitioned"]} == {
         "raw/tpch_orders",
         "raw/tpch_lineitem",

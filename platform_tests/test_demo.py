@@ -56,7 +56,7 @@ def test_days_without_orders_get_an_empty_file_with_the_schema(tpch_landing):
 
 def test_generate_is_idempotent(tpch_landing):
     manifest = json.loads((tpch_landing / "tpch" / "_manifest.json").read_text())
-    assert manifest["scale_factor"] == TEST_SCALE_FACTOR and manifest["files"] == 2 * 2406 + 6
+    assert manifest["scale_factor"] == TEST_SCALE_FACTOR and manifest["files"] == 2 * 2406 + 6 + 28
     before = {p: p.stat().st_mtime_ns for p in (tpch_landing / "tpch" / "orders").iterdir()}
     again = generate(tpch_landing, TEST_SCALE_FACTOR)
     assert not again.generated and again.files == manifest["files"]
@@ -71,3 +71,30 @@ def test_force_regenerates_the_same_rows(tmp_path):
     second = generate(tmp_path, 0.001, force=True)
     assert second.generated and landing_rows(tmp_path, sql) == before
     assert not list(tmp_path.glob(".tpch-*")), "the temporary build folder is removed"
+
+
+def test_customer_snapshots_change_a_seeded_few_and_end_on_tpch_customer(tpch_landing):
+    """The last snapshot is TPC-H's customer table; earlier ones differ for about 3% of customers."""
+    from strata.demo.tpch import customer_snapshot_days, customer_snapshot_file, snapshot_file
+
+    root = tpch_landing / "tpch"
+    days = customer_snapshot_days()
+    assert len(days) == 28 and days[-1] == order_dates()[-1]
+    tpch = f"read_parquet('{snapshot_file(root, 'customer')}')"
+    first, last = (
+        f"read_parquet('{customer_snapshot_file(root, d)}', hive_partitioning = false)" for d in (days[0], days[-1])
+    )
+    assert landing_rows(
+        tpch_landing, f"select count(*) from (select * from {last} except all select * from {tpch})"
+    ) == [(0,)]
+    changed, customers = landing_rows(
+        tpch_landing,
+        f"select (select count(*) from (select * from {first} except all select * from {tpch})), count(*) from {tpch}",
+    )[0]
+    assert 0.01 * customers < changed < 0.05 * customers
+    # only the tracked columns differ
+    assert landing_rows(
+        tpch_landing,
+        f"select count(*) from (select * exclude (c_mktsegment, c_acctbal) from {first} "
+        f"except all select * exclude (c_mktsegment, c_acctbal) from {tpch})",
+    ) == [(0,)]

@@ -11,6 +11,7 @@
 -- depends_on: {{ ref('dim_customer') }}
 -- depends_on: {{ ref('dim_part') }}
 -- depends_on: {{ ref('dim_supplier') }}
+-- depends_on: {{ ref('dim_customer_history') }}
 
 with
 
@@ -25,6 +26,14 @@ orders as (
 
     select * from {{ ref('stg_tpch__orders') }}
     where {{ in_partition_window('order_date') }}
+
+),
+
+-- the customer's version on the order date; an order before the history starts takes the first
+-- version (history is kept from the first snapshot on)
+customer_versions as (
+
+    select * from {{ ref('dim_customer_history') }}
 
 ),
 
@@ -50,10 +59,15 @@ final as (
         orders.order_priority,
         orders.order_status,
         orders.ship_priority,
-        line_items.extended_price * (1 - line_items.discount) as net_revenue
+        line_items.extended_price * (1 - line_items.discount) as net_revenue,
+        customer_versions.market_segment as customer_market_segment_at_order
     from line_items
     -- left join: a line item whose order is missing keeps its row and fails the not_null tests
     left join orders on line_items.order_key = orders.order_key
+    left join customer_versions
+        on orders.customer_key = customer_versions.customer_key
+        and orders.order_date < coalesce(customer_versions.valid_to, date '9999-12-31')
+        and (orders.order_date >= customer_versions.valid_from or customer_versions.version = 1)
 
 )
 

@@ -8,14 +8,23 @@ copies the six reference tables as snapshots::
     <landing>/tpch/lineitem/lineitem_YYYY-MM-DD.parquet  the line items of that day's orders (l_*)
     <landing>/tpch/<table>/<table>.parquet               customer, part, supplier, partsupp,
                                                          nation, region (full snapshots)
-    <landing>/tpch/_manifest.json                        scale factor, generator, file count
+    <landing>/tpch/customer_snapshots/snapshot_date=YYYY-MM-DD/customer.parquet
+                                                         the customer table as the source showed it
+                                                         on each of the last 28 order dates
+    <landing>/tpch/_manifest.json                        scale factor, generator, layout, file count
 
 Every day from 1992-01-01 to 1998-08-02 gets a file, an empty one (with the schema) when no order
 falls on it: an empty day is data, a missing file is an error. The order-date range comes from the
 TPC-H specification 2.18, clause 4.2.3 (O_ORDERDATE is uniform in [STARTDATE, ENDDATE - 151 days],
 STARTDATE = 1992-01-01, ENDDATE = 1998-12-31).
 
-Generation is idempotent: when the manifest names the requested scale factor, nothing is done.
+The daily customer snapshots feed the SCD Type 2 history (``tpch_customer_snapshots``): a seeded
+3% of customers (:func:`customer_snapshot_sql`) had another market segment, or an account balance
+250.00 lower, before a day of their own within the window; from that day on they show TPC-H's
+values. The last snapshot is TPC-H's customer table exactly, so the official answers still hold.
+
+Generation is idempotent: when the manifest names the requested scale factor and the current
+layout version (:data:`LAYOUT`), nothing is done.
 Otherwise the new layout is built in a temporary folder beside the target and swapped in with
 renames, so a crash leaves either the old or the new layout.
 """
@@ -38,6 +47,41 @@ LAST_ORDER_DATE = date(1998, 8, 2)
 DAILY_TABLES = ("orders", "lineitem")
 SNAPSHOT_TABLES = ("customer", "part", "supplier", "partsupp", "nation", "region")
 MANIFEST = "_manifest.json"
+#: The landing layout's version; an older layout is generated again (2: customer snapshots).
+LAYOUT = 2
+#: The customer snapshots: one per order date, for the last ``CUSTOMER_SNAPSHOT_DAYS`` order dates.
+CUSTOMER_SNAPSHOT_DAYS = 28
+MARKET_SEGMENTS = ("AUTOMOBILE", "BUILDING", "FURNITURE", "HOUSEHOLD", "MACHINERY")
+
+
+def customer_snapshot_days() -> list[date]:
+    """The days with a customer snapshot: the last :data:`CUSTOMER_SNAPSHOT_DAYS` order dates."""
+    return order_dates()[-CUSTOMER_SNAPSHOT_DAYS:]
+
+
+def customer_snapshot_file(root: Path, day: date) -> Path:
+    """Path of the customer snapshot of ``day`` (a hive layout: the folder names the day)."""
+    return root / "customer_snapshots" / f"snapshot_date={day.isoformat()}" / "customer.parquet"
+
+
+def customer_snapshot_sql(customer_parquet: Path, index: int) -> str:
+    """SELECT of the customer table as the source showed it on snapshot day ``index`` (0 = first).
+
+    The seeded changes: customer ``k`` changes when ``k * 2654435761 % 100 < 3`` (Knuth's
+    multiplicative hash: about 3%), on snapshot day ``1 + k * 40503 % (days - 1)``. Before that day
+    an even ``k`` had the next market segment (in :data:`MARKET_SEGMENTS` order), an odd one an
+    account balance 250.00 lower. The last day (index ``days - 1``) is TPC-H's table itself.
+    """
+    segments = "[" + ", ".join(f"'{s}'" for s in MARKET_SEGMENTS) + "]"
+    before = f"(c_custkey * 2654435761 % 100 < 3 and {index} < 1 + c_custkey * 40503 % {CUSTOMER_SNAPSHOT_DAYS - 1})"
+    return (
+        f"select * replace ("
+        f"case when {before} and c_custkey % 2 = 0 "
+        f"then {segments}[list_position({segments}, c_mktsegment) % {len(MARKET_SEGMENTS)} + 1] "
+        f"else c_mktsegment end as c_mktsegment, "
+        f"case when {before} and c_custkey % 2 = 1 then c_acctbal - 250.00 else c_acctbal end as c_acctbal) "
+        f"from read_parquet('{customer_parquet}') order by c_custkey"
+    )
 
 
 def order_dates() -> list[date]:
@@ -85,7 +129,7 @@ def generate(landing_dir: Path, scale_factor: float, force: bool = False) -> Gen
     """
     root = landing_dir / "tpch"
     manifest = read_manifest(root)
-    if manifest and manifest.get("scale_factor") == scale_factor and not force:
+    if manifest and manifest.get("scale_factor") == scale_factor and manifest.get("layout") == LAYOUT and not force:
         return GenerateResult(root, scale_factor, False, manifest["files"])
 
     landing_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +142,7 @@ def generate(landing_dir: Path, scale_factor: float, force: bool = False) -> Gen
         manifest = {
             "scale_factor": scale_factor,
             "generator": "tpchgen-cli",
+            "layout": LAYOUT,
             "first_order_date": FIRST_ORDER_DATE.isoformat(),
             "last_order_date": LAST_ORDER_DATE.isoformat(),
             "files": files,
@@ -154,6 +199,11 @@ def _lay_out(raw: Path, out: Path) -> int:
         target = snapshot_file(out, table)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(raw / f"{table}.parquet", target)
+        count += 1
+    for index, day in enumerate(customer_snapshot_days()):
+        target = customer_snapshot_file(out, day)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"copy ({customer_snapshot_sql(raw / 'customer.parquet', index)}) to '{target}' (format parquet)")
         count += 1
     con.close()
     return count

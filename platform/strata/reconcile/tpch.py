@@ -190,7 +190,13 @@ LAYERS: dict[str, tuple[str, str | None]] = {
                   l_tax as tax, l_returnflag as return_flag, l_linestatus as line_status,
                   l_shipdate as ship_date, l_commitdate as commit_date, l_receiptdate as receipt_date,
                   l_shipmode as ship_mode, o_orderpriority as order_priority, o_orderstatus as order_status,
-                  o_shippriority as ship_priority, l_extendedprice * (1 - l_discount) as net_revenue, l.__day
+                  o_shippriority as ship_priority, l_extendedprice * (1 - l_discount) as net_revenue,
+                  -- the segment of the order date's snapshot, or of the first one for earlier orders
+                  (select s.c_mktsegment from customer_snapshots s
+                   where s.c_custkey = o.o_custkey
+                     and s.snapshot_date = greatest(l.__day, (select min(snapshot_date) from customer_snapshots))
+                  ) as customer_market_segment_at_order,
+                  l.__day
            from lineitem l left join orders o on l_orderkey = o_orderkey""",
         "order_date",
     ),
@@ -219,7 +225,9 @@ LAYERS: dict[str, tuple[str, str | None]] = {
 
 
 def tpch_datasets(config_dirs: list[Path] | None = None) -> list[Dataset]:
-    """The registered TPC-H raw datasets (``tpch_*`` in ``assets_config/``).
+    """The registered raw datasets of the eight TPC-H tables and the demo's customer snapshots.
+
+    ``tpch_<table>`` in ``assets_config/``; not the snapshots' history (a derived dataset).
 
     Raises:
         RegistryError: a TPC-H dataset file has errors.
@@ -228,7 +236,8 @@ def tpch_datasets(config_dirs: list[Path] | None = None) -> list[Dataset]:
     broken = [b for b in registry.broken if b.name.startswith("tpch_") or "tpch" in b.path.parts]
     if broken:
         raise RegistryError([i for b in broken for i in b.issues])
-    return [ds for name, ds in sorted(registry.datasets.items()) if name.startswith("tpch_")]
+    wanted = (*_TABLES, "customer_snapshots")  # the snapshots: for the point-in-time segment of each order
+    return [ds for name, ds in sorted(registry.datasets.items()) if name.removeprefix("tpch_") in wanted]
 
 
 @dataclass

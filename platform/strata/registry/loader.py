@@ -31,6 +31,8 @@ from strata.registry.models import (
     CustomSqlCheck,
     Dataset,
     ReferentialCheck,
+    history_name,
+    scd2_sql,
 )
 from strata.registry.sql import CHECK_PLACEHOLDERS, TableRef, parse_select, tables_read, with_placeholders
 from strata.registry.sql_columns import resolve
@@ -147,6 +149,9 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] | Relati
         registry.datasets[dataset.name] = dataset
         registry.files[dataset.name] = path
         docs[dataset.name] = doc
+    for dataset in list(registry.datasets.values()):
+        if dataset.history is not None:
+            _add_history(registry, docs, dataset, external)
     broken_names = {b.name for b in registry.broken} | {d.name for _, _, d, _, _ in partial}
     _cross_check(registry, docs, external, broken_names)
     # files with their own errors are still checked against the others: every error in one run
@@ -155,6 +160,48 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] | Relati
         more = _cross_issues(dataset.name, dataset, doc, registry, external, broken_names, Registry(), readable)
         registry.broken.append(_broken(path, doc, sorted(set(issues + more)), unique=unique))
     return registry
+
+
+def _add_history(registry: Registry, docs: dict[str, YamlDocument], snapshots: Dataset, external: Relations) -> None:
+    """Register ``staging.<name>_history``, the SCD Type 2 history a snapshot dataset declares.
+
+    A SQL-derived dataset whose SELECT Strata writes (:func:`strata.registry.models.scd2_sql`),
+    declared by the snapshot's file (issues about it point there); unique by key and ``valid_from``.
+    """
+    history = snapshots.history
+    assert history is not None
+    name = history_name(snapshots.name)
+    doc = docs[snapshots.name]
+    if name in registry.datasets or f"staging.{name}" in external:
+        taken = registry.files.get(name)
+        registry.broken.append(
+            _broken(
+                registry.files[snapshots.name],
+                doc,
+                [
+                    doc.issue(
+                        ("history",), f"its history would be '{name}', which {taken or 'a dbt model'} already declares"
+                    )
+                ],
+            )
+        )
+        registry.datasets.pop(snapshots.name)
+        registry.files.pop(snapshots.name)
+        return
+    dataset = Dataset(
+        name=name,
+        description=f"SCD Type 2 history of {snapshots.name}: one row per version of "
+        f"{', '.join(history.key)}; a change of {', '.join(history.track)} opens a new version.",
+        owners=snapshots.owners,
+        group=snapshots.group,
+        tags=snapshots.tags,
+        layer="staging",
+        select=scd2_sql(snapshots.name, history, [c.name for c in snapshots.columns]),
+        primary_key=[*history.key, "valid_from"],
+    )
+    registry.datasets[name] = dataset
+    registry.files[name] = registry.files[snapshots.name]
+    docs[name] = doc
 
 
 def _read(path: Path) -> tuple[YamlDocument | None, Dataset | None, list[Issue]]:

@@ -410,6 +410,84 @@ def current_state_sql(changes: str, keys: list[str]) -> str:
     )
 
 
+# --------------------------------------------------------------------------- SCD Type 2 history
+
+
+class History(StrictModel):
+    """Keep every version of each key of a snapshot dataset (slowly changing dimension, Type 2).
+
+    The dataset is a series of full snapshots, each row carrying its snapshot's day in
+    ``snapshot_column``. Strata keeps ``staging.<name>_history`` (:func:`scd2_sql`): one row per
+    version of each ``key``, a new version whenever a ``track`` column changes between snapshots,
+    with ``valid_from``, ``valid_to`` (exclusive; NULL while current), ``is_current`` and
+    ``version`` (1, 2 ... per key). A key missing from a later snapshot is closed at that
+    snapshot's day, not deleted.
+    """
+
+    type: Literal["scd2"]
+    key: list[Identifier] = Field(min_length=1)
+    track: list[Identifier] = Field(min_length=1, description="Columns whose change opens a new version.")
+    snapshot_column: Identifier = Field(description="The DATE column giving each row's snapshot day.")
+
+
+def history_name(dataset: str) -> str:
+    """The staging dataset keeping the history of snapshot dataset ``dataset``."""
+    return f"{dataset}_history"
+
+
+def scd2_sql(snapshots: str, history: History, columns: list[str]) -> str:
+    """The SELECT of the SCD Type 2 history of raw dataset ``snapshots`` (every snapshot it holds).
+
+    Columns: ``key``, then the other ``columns`` (each version's values on its last snapshot day),
+    ``valid_from`` (DATE: the first snapshot day of the version), ``valid_to`` (DATE: the first
+    snapshot day it no longer held, changed or absent; NULL if it holds in the latest snapshot),
+    ``is_current`` (BOOLEAN) and ``version`` (BIGINT, from 1). Versions of a key are adjacent
+    (``valid_to`` = the next ``valid_from``) unless the key was absent in between.
+
+    The whole history is computed from all snapshots: the same snapshots give the same table, in
+    whatever order they were loaded (kimball "Type 2: add new row"; dbt's ``check`` snapshot
+    strategy, with the business day instead of the run time).
+    """
+
+    def q(name: str) -> str:
+        return f'"{name}"'
+
+    key = ", ".join(q(k) for k in history.key)
+    by_key = f"over (partition by {key} order by snapshot_day)"
+    changed = " or ".join(f"{q(c)} is distinct from lag({q(c)}) {by_key}" for c in history.track)
+    others = [c for c in columns if c not in history.key and c != history.snapshot_column]
+    values = "".join(f",\n    arg_max_null({q(c)}, snapshot_day) as {q(c)}" for c in others)
+    return (
+        "with days as (\n"
+        "    select snapshot_day,\n"
+        "        lag(snapshot_day) over (order by snapshot_day) as previous_day,\n"
+        "        lead(snapshot_day) over (order by snapshot_day) as next_day\n"
+        f"    from (select distinct {q(history.snapshot_column)} as snapshot_day from raw.{snapshots}) as d\n"
+        "),\n"
+        "snapshots as (\n"
+        f"    select s.*, d.snapshot_day, d.previous_day, d.next_day\n"
+        f"    from raw.{snapshots} as s join days as d on s.{q(history.snapshot_column)} = d.snapshot_day\n"
+        "),\n"
+        "marked as (\n"
+        "    select *,\n"
+        f"        case when lag(snapshot_day) {by_key} is distinct from previous_day\n"
+        f"            or lag(snapshot_day) {by_key} is null\n"
+        f"            or {changed} then 1 else 0 end as opens\n"
+        "    from snapshots\n"
+        "),\n"
+        "versioned as (\n"
+        f"    select *, sum(opens) {by_key} as version from marked\n"
+        ")\n"
+        f"select {key}{values},\n"
+        "    min(snapshot_day) as valid_from,\n"
+        "    case when bool_or(next_day is null) then null else max(next_day) end as valid_to,\n"
+        "    bool_or(next_day is null) as is_current,\n"
+        "    version::bigint as version\n"
+        "from versioned\n"
+        f"group by {key}, version\n"
+    )
+
+
 # --------------------------------------------------------------------------- the dataset
 
 
@@ -430,6 +508,7 @@ class Dataset(StrictModel):
     layer: Layer = "raw"
     source: Source | None = None
     select: str | None = Field(default=None, description="SQL-derived datasets: one SELECT statement.")
+    history: History | None = None
     apply_changes: Identifier | None = Field(
         default=None,
         description="A staging dataset holding the current state of a CDC raw dataset (its name): "

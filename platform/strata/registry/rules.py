@@ -62,7 +62,7 @@ EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 def check_dataset(doc: YamlDocument, ds: Dataset) -> list[Issue]:
     """Every single-file rule violation of ``ds`` (declared in ``doc``)."""
-    rules = (_columns, _layer, _partitioning, _load, _source, _select, _checks, _freshness)
+    rules = (_columns, _layer, _partitioning, _load, _source, _select, _checks, _freshness, _history)
     return [issue for rule in rules for issue in rule(doc, ds)]
 
 
@@ -291,6 +291,44 @@ def _postgres(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[I
             yield doc.issue(("source", "incremental"), "choose incremental (high-water mark) or partitioning, not both")
         if ds.load_strategy != "merge":
             yield doc.issue(("load",), "an incremental source is loaded with merge", "load: merge, with a primary_key")
+
+
+def _history(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
+    """SCD Type 2 history is kept from the snapshots a raw dataset keeps (:class:`History`)."""
+    h = ds.history
+    if h is None:
+        return
+    if ds.layer != "raw":
+        yield doc.issue(("history",), "history is kept for a raw snapshot dataset")
+    if ds.load_strategy == "replace":
+        yield doc.issue(
+            ("load",),
+            "history needs every snapshot, and replace keeps only the last",
+            "drop one file per snapshot day and use load: append (or partition by day)",
+        )
+    names = [c.name for c in ds.columns]
+    if not names:
+        yield doc.issue(("history",), "history needs the declared columns", "declare them under columns:")
+        return
+    for field, wanted in (("key", h.key), ("track", h.track)):
+        for i, column in enumerate(wanted):
+            if column not in names:
+                yield doc.issue(
+                    ("history", field, i), f"'{column}' is not among the declared columns", _near(column, names)
+                )
+    day = ds.column(h.snapshot_column)
+    if day is None:
+        yield doc.issue(
+            ("history", "snapshot_column"),
+            f"'{h.snapshot_column}' is not among the declared columns",
+            _near(h.snapshot_column, names) or "declare the DATE column giving each row's snapshot day",
+        )
+    elif ds.primary_key and h.snapshot_column not in ds.primary_key:
+        yield doc.issue(
+            ("primary_key",),
+            "a key repeats in every snapshot: the primary key of a snapshot dataset includes its snapshot column",
+            f"primary_key: [{', '.join([*h.key, h.snapshot_column])}]",
+        )
 
 
 def _cdc(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[Issue]:
