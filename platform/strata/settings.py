@@ -24,6 +24,12 @@ Environment variables (all optional):
   range in one run; ``N`` splits a backfill into runs of N days (``BackfillPolicy.multi_run``).
 * ``STRATA_SENSOR_INTERVAL_SECONDS``: how often the landing-zone and automation sensors tick
   (seconds). Default: ``30``.
+* ``STRATA_LINEAGE_TRANSPORT``: where OpenLineage run events go (:mod:`strata.defs.openlineage`):
+  ``file`` (default: JSON lines in ``STRATA_LINEAGE_FILE``, default
+  ``$STRATA_DATA_DIR/lineage/events.jsonl``), ``http`` (``STRATA_LINEAGE_URL``, a Marquez-compatible
+  server, path ``STRATA_LINEAGE_ENDPOINT``, default ``api/v1/lineage``; the bearer API key, if
+  any, from ``STRATA_LINEAGE_API_KEY``), ``console`` (the log) or ``none``.
+  ``STRATA_LINEAGE_NAMESPACE`` names Strata's jobs (default ``strata``).
 * ``STRATA_ALERT_LOG``: the file run-failure alerts are appended to (JSON lines). Default:
   ``$STRATA_DATA_DIR/alerts.log``. ``STRATA_ALERT_WEBHOOK_URL``, when set, receives them instead
   (read when the alert is sent).
@@ -71,6 +77,11 @@ class Settings(BaseModel):
     backfill_chunk_days: int = Field(default=0, ge=0)
     sensor_interval_seconds: int = Field(default=30, ge=1)
     alert_log: Path
+    lineage_transport: Literal["file", "http", "console", "none"] = "file"
+    lineage_file: Path | None = None
+    lineage_url: str | None = Field(default=None, pattern=r"^https?://")
+    lineage_endpoint: str = "api/v1/lineage"
+    lineage_namespace: str = Field(default="strata", min_length=1)
 
     @property
     def warehouse(self) -> Path | LakeLocation:
@@ -126,6 +137,13 @@ class Settings(BaseModel):
             backfill_chunk_days=int(env.get("STRATA_BACKFILL_CHUNK_DAYS") or 0),
             sensor_interval_seconds=int(env.get("STRATA_SENSOR_INTERVAL_SECONDS") or 30),
             alert_log=Path(env.get("STRATA_ALERT_LOG") or data_dir / "alerts.log").expanduser().resolve(),
+            lineage_transport=env.get("STRATA_LINEAGE_TRANSPORT") or "file",
+            lineage_file=Path(env.get("STRATA_LINEAGE_FILE") or data_dir / "lineage" / "events.jsonl")
+            .expanduser()
+            .resolve(),
+            lineage_url=env.get("STRATA_LINEAGE_URL") or None,
+            lineage_endpoint=env.get("STRATA_LINEAGE_ENDPOINT") or "api/v1/lineage",
+            lineage_namespace=env.get("STRATA_LINEAGE_NAMESPACE") or "strata",
         )
 
     def ensure_directories(self) -> None:

@@ -16,7 +16,7 @@ No ``from __future__ import annotations`` here: Dagster reads the context annota
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -25,11 +25,13 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.dbt_project import dbt_project
+from strata.defs.openlineage import StepLineage, outcome_from_metadata, upstream_tables, warehouse_namespace
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import window_of
 from strata.defs.quality_gate import gate, record_check_events, upstream_keys
 from strata.defs.resources import Warehouse
 from strata.errors import BlockingChecksFailedError
+from strata.settings import Settings
 from strata.sources import DateWindow
 
 INCREMENTAL = "config.materialized:incremental"
@@ -102,8 +104,8 @@ def _run_dbt(invocation: DbtCliInvocation) -> tuple[list, Exception | None]:
 
 def _add_row_counts(
     context: dg.AssetExecutionContext, db: Warehouse, events: list, window: DateWindow | None = None
-) -> None:
-    """Attach row counts to every model that was materialized.
+) -> dict[dg.AssetKey, int]:
+    """Attach row counts to every model that was materialized; return each one's total (rows).
 
     ``dagster/row_count`` (the UI's "Row count") is always the table's total. For a partitioned
     build (``window`` given) each day also gets ``rows_in_partition``, the rows of that day (column
@@ -112,6 +114,7 @@ def _add_row_counts(
     from strata import warehouse
 
     built = {e.output_name for e in events if isinstance(e, dg.Output)}
+    totals: dict[dg.AssetKey, int] = {}
     with db.connect() as con:
         for output_name, key in context.assets_def.keys_by_output_name.items():
             if output_name not in built:
@@ -119,6 +122,7 @@ def _add_row_counts(
             spec = context.assets_def.specs_by_key[key]
             table = ".".join(str(spec.metadata["dagster/table_name"]).split(".")[-2:])
             total = int(con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0])
+            totals[key] = total
             if window is None:
                 context.add_output_metadata({"dagster/row_count": total}, output_name=output_name)
                 continue
@@ -131,6 +135,7 @@ def _add_row_counts(
                     for day in window.days()
                 },
             )
+    return totals
 
 
 def failed_tests_error(events: list, window: DateWindow | None, error: Exception) -> dg.Failure:
@@ -156,6 +161,66 @@ def failed_tests_error(events: list, window: DateWindow | None, error: Exception
     return dg.Failure(str(message), allow_retries=False)
 
 
+def _build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str], window
+) -> Iterator:
+    """One dbt step: the quality gate, ``dbt <args>``, row counts, check results, lineage; its events.
+
+    Each model is an OpenLineage run (:class:`strata.defs.openlineage.StepLineage`): START before
+    dbt, COMPLETE with its columns, column lineage, tests and rows once it is built, FAIL with the
+    error if the step fails before or without building it.
+    """
+    keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
+    namespace = warehouse_namespace(warehouse.location)
+    lineage = StepLineage(
+        context, Settings.from_env(), keys, upstream_tables(context.assets_def, namespace), window, warehouse.location
+    )
+    lineage.start()
+    try:
+        with warehouse.connect() as con:
+            gate(con, upstream_keys(context.assets_def), window)
+        events, error = _run_dbt(dbt.cli(args, context=context))
+        totals = _add_row_counts(context, warehouse, events, window)
+        with warehouse.connect() as con:
+            record_check_events(con, events, window, context.run_id)
+    except Exception as err:
+        lineage.fail(err)
+        raise
+    outcomes = _outcomes(context, events, totals)
+    failure = failed_tests_error(events, window, error) if error is not None else None
+    for key, outcome in outcomes.items():
+        blocked = any(not passed and severity == "error" for _, passed, severity in outcome.checks)
+        if failure is None or not blocked:
+            lineage.complete(key, outcome)
+    if failure is not None:
+        lineage.fail(failure, outcomes)
+    lineage.finish()
+    yield from events
+    if failure is not None:
+        raise failure from error
+
+
+def _outcomes(context: dg.AssetExecutionContext, events: list, totals: dict) -> dict:
+    """Per model built: its metadata (columns, column lineage), row count and test results."""
+    keys = context.assets_def.keys_by_output_name
+    metadata: dict = {}
+    checks: dict = {}
+    for event in events:
+        if isinstance(event, dg.Output):
+            metadata[keys[event.output_name]] = dict(event.metadata or {})
+        elif isinstance(event, dg.AssetMaterialization):
+            metadata[event.asset_key] = dict(event.metadata or {})
+        elif isinstance(event, dg.AssetCheckResult) and event.asset_key is not None:
+            severity = "error" if event.severity == dg.AssetCheckSeverity.ERROR else "warn"
+            checks.setdefault(event.asset_key, []).append((event.check_name, bool(event.passed), severity))
+    outcomes = {}
+    for key, values in metadata.items():
+        if key in totals:
+            values["dagster/row_count"] = totals[key]
+        outcomes[key] = outcome_from_metadata(values, checks.get(key, []))
+    return outcomes
+
+
 def build_dbt_assets(
     daily: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy | None = None, pool: str = WAREHOUSE_POOL
 ) -> list[dg.AssetsDefinition]:
@@ -177,17 +242,8 @@ def build_dbt_assets(
     )
     def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         window = window_of(context)
-        with warehouse.connect() as con:
-            gate(con, upstream_keys(context.assets_def), window)
         dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
-        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
-        events, error = _run_dbt(invocation)
-        _add_row_counts(context, warehouse, events, window)
-        with warehouse.connect() as con:
-            record_check_events(con, events, window, context.run_id)
-        yield from events
-        if error is not None:
-            raise failed_tests_error(events, window, error) from error
+        yield from _build(context, dbt, warehouse, ["build", "--vars", json.dumps(dbt_vars)], window)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -198,14 +254,6 @@ def build_dbt_assets(
         pool=pool,
     )
     def dbt_full_refresh(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        with warehouse.connect() as con:
-            gate(con, upstream_keys(context.assets_def), None)
-        events, error = _run_dbt(dbt.cli(["build"], context=context))
-        _add_row_counts(context, warehouse, events)
-        with warehouse.connect() as con:
-            record_check_events(con, events, None, context.run_id)
-        yield from events
-        if error is not None:
-            raise failed_tests_error(events, None, error) from error
+        yield from _build(context, dbt, warehouse, ["build"], None)
 
     return [dbt_incremental, dbt_full_refresh]

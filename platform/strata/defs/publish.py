@@ -27,8 +27,10 @@ import dagster as dg
 
 from strata import warehouse as wh
 from strata.defs.constants import WAREHOUSE_POOL
+from strata.defs.openlineage import Outcome, StepLineage, warehouse_namespace
 from strata.defs.quality_gate import gate
 from strata.defs.resources import Warehouse
+from strata.settings import Settings
 
 PUBLISHED_SCHEMA = "published"
 
@@ -77,16 +79,35 @@ def build_publish_asset(marts: list[dg.AssetKey], pool: str = WAREHOUSE_POOL) ->
     @dg.multi_asset(name="publish_marts", specs=specs, pool=pool, can_subset=True)
     def publish_marts(context: dg.AssetExecutionContext, warehouse: Warehouse):
         selected = [k for k in marts if published_key(k) in context.selected_asset_keys]
-        with warehouse.connect() as con:
-            gate(con, [k.to_user_string() for k in selected], None)
-            sources = {}
-            for key in selected:
-                source = f"{key.path[0]}.{key.path[-1]}"
-                if wh.table_exists(con, source):
-                    sources[key.path[-1]] = source
-                else:
-                    context.log.warning(f"{source} is not built yet: nothing to publish")
-            published = wh.retrying_conflicts("publishing")(wh.publish)(con, PUBLISHED_SCHEMA, sources)
+        namespace = warehouse_namespace(warehouse.location)
+        lineage = StepLineage(
+            context,
+            Settings.from_env(),
+            [published_key(k) for k in selected],
+            {published_key(k): [(namespace, f"{k.path[0]}.{k.path[-1]}")] for k in selected},
+            None,
+            warehouse.location,
+        )
+        lineage.start()
+        try:
+            with warehouse.connect() as con:
+                gate(con, [k.to_user_string() for k in selected], None)
+                sources = {}
+                for key in selected:
+                    source = f"{key.path[0]}.{key.path[-1]}"
+                    if wh.table_exists(con, source):
+                        sources[key.path[-1]] = source
+                    else:
+                        context.log.warning(f"{source} is not built yet: nothing to publish")
+                published = wh.retrying_conflicts("publishing")(wh.publish)(con, PUBLISHED_SCHEMA, sources)
+                schemas = {
+                    key: wh.columns(con, f"{PUBLISHED_SCHEMA}.{key.path[-1]}")
+                    for key in selected
+                    if key.path[-1] in published
+                }
+        except Exception as err:
+            lineage.fail(err)
+            raise
         counts = {key: published[key.path[-1]] for key in selected if key.path[-1] in published}
         for key in selected:
             metadata = (
@@ -94,6 +115,17 @@ def build_publish_asset(marts: list[dg.AssetKey], pool: str = WAREHOUSE_POOL) ->
                 if key in counts
                 else {"dagster/row_count": 0, "note": f"{key.to_user_string()} is not built yet: nothing published"}
             )
+            if key in counts:
+                # a published table is its mart: each column comes from the mart's column of the same name
+                lineage.complete(
+                    published_key(key),
+                    Outcome(
+                        rows=counts[key],
+                        schema=schemas[key],
+                        column_lineage={c: [(f"{key.path[0]}.{key.path[-1]}", c)] for c, _ in schemas[key]},
+                    ),
+                )
             yield dg.MaterializeResult(asset_key=published_key(key), metadata=metadata)
+        lineage.finish()
 
     return publish_marts

@@ -21,6 +21,7 @@ import dagster as dg
 
 from strata.checks.specs import check_specs
 from strata.defs.constants import WAREHOUSE_POOL
+from strata.defs.openlineage import StepLineage, outcome_from_metadata, source_datasets, warehouse_namespace
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import daily_partitions, window_of
 from strata.defs.quality_gate import gate
@@ -29,7 +30,7 @@ from strata.errors import BlockingChecksFailedError, StrataError
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
 from strata.registry.models import CDC_COLUMNS, Dataset, duration_seconds
-from strata.settings import PROJECT_ROOT
+from strata.settings import PROJECT_ROOT, Settings
 from strata.sources import LOAD_COLUMNS
 
 REGISTRY_CHECK = "registry_valid"
@@ -236,11 +237,25 @@ def build_dataset_asset(
         freshness_policy=freshness,
     )
     def _dataset(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
+        window = window_of(context) if partitions_def else None
+        inputs = (
+            source_datasets(dataset, landing.path)
+            if dataset.layer == "raw"
+            else [(warehouse_namespace(warehouse.location), ".".join(d.path[-2:])) for d in deps]
+        )
+        lineage = StepLineage(context, Settings.from_env(), [key], {key: inputs}, window, warehouse.location)
+        lineage.start()
+        try:
+            yield from _run(context, landing, warehouse, window, lineage)
+        except Exception as err:
+            lineage.fail(err)
+            raise
+
+    def _run(context, landing: LandingZone, warehouse: Warehouse, window, lineage: StepLineage):
         from strata.checks import results, runner  # DuckDB: at run time only
         from strata.loading import build_derived, load_dataset
         from strata.warehouse import retrying_conflicts, sandbox
 
-        window = window_of(context) if partitions_def else None
         with warehouse.connect() as con:
             try:
                 if dataset.layer == "raw":
@@ -261,6 +276,16 @@ def build_dataset_asset(
             )
             results.record(con, key.to_user_string(), outcomes, context.run_id)
             metadata = _materialization_metadata(context, con, dataset, key, report, window)
+            if dataset.select is not None:
+                _add_column_lineage(con, dataset, metadata)
+        outcome = outcome_from_metadata(
+            metadata, [(o.name, o.passed, "error" if o.blocking else "warn") for o in outcomes]
+        )
+        failed = [o.failure_line() for o in outcomes if o.blocking and not o.passed]
+        if not failed:
+            lineage.complete(key, outcome)
+        if lineage.errors:
+            metadata["openlineage_errors"] = lineage.errors
         yield dg.MaterializeResult(metadata=metadata)
         for outcome in outcomes:
             yield dg.AssetCheckResult(
@@ -270,16 +295,46 @@ def build_dataset_asset(
                 severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
                 description=outcome.failure_line() or None,
             )
-        failed = [o.failure_line() for o in outcomes if o.blocking and not o.passed]
         if failed:
             where = (
                 f"Rows that broke the contract are in quarantine.{dataset.name} with the rule and reason."
                 if dataset.layer == "raw"
                 else ""
             )
-            raise dg.Failure(str(BlockingChecksFailedError(key.to_user_string(), failed, where)), allow_retries=False)
+            error = BlockingChecksFailedError(key.to_user_string(), failed, where)
+            lineage.fail(error, {key: outcome})
+            raise dg.Failure(str(error), allow_retries=False)
 
     return _dataset
+
+
+def _add_column_lineage(con, dataset: Dataset, metadata: dict) -> None:
+    """Add ``dagster/column_lineage`` for a SQL-derived dataset to ``metadata``.
+
+    sqlglot's lineage of its SELECT (:func:`strata.registry.sql_columns.column_lineage`), over the
+    columns its tables have now.
+    """
+    from strata import warehouse
+    from strata.registry.sql import parse_select, tables_read
+    from strata.registry.sql_columns import column_lineage
+
+    statement, problem = parse_select(dataset.select or "")
+    if statement is None or problem is not None:
+        return
+    columns = {}
+    for ref in tables_read(statement):
+        relation = ref.qualified if ref.schema else f"raw.{ref.name}"
+        if warehouse.table_exists(con, relation):
+            columns[relation] = [c for c, _ in warehouse.columns(con, relation)]
+    found = column_lineage(statement, columns)
+    if found:
+        metadata["dagster/column_lineage"] = dg.TableColumnLineage(
+            {
+                output: [dg.TableColumnDep(asset_key=relation_key(table), column_name=column) for table, column in deps]
+                for output, deps in found.items()
+                if deps
+            }
+        )
 
 
 def build_broken_asset(broken: BrokenDataset, key: dg.AssetKey) -> dg.AssetsDefinition:

@@ -71,3 +71,36 @@ def _problem(statement: exp.Expression, message: str, known: list[str]) -> SqlPr
     near = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
     hint = f" (did you mean '{near[0]}'?)" if near else ""
     return SqlProblem(line, column, f"unknown column '{name}'{hint}" if name else f"columns: {message}")
+
+
+def column_lineage(
+    statement: exp.Expression, columns: Mapping[str, Sequence[str]]
+) -> dict[str, list[tuple[str, str]]] | None:
+    """The source columns of each output column of a SELECT: ``{output: [(schema.table, column), ...]}``.
+
+    ``columns`` gives the columns of every ``schema.table`` the SELECT reads (as the warehouse
+    has them). sqlglot's ``lineage`` walks each output back through CTEs and subqueries to the
+    tables' columns. None when the statement cannot be resolved (an unknown table or column).
+    """
+    from sqlglot.lineage import lineage
+
+    schema: dict[str, dict[str, dict[str, str]]] = {}
+    for relation, names in columns.items():
+        db, name = relation.split(".", 1)
+        schema.setdefault(db, {})[name] = {c: "UNKNOWN" for c in names}
+    try:
+        qualified = qualify(statement.copy(), schema=schema, dialect="duckdb", identify=False)
+        result: dict[str, list[tuple[str, str]]] = {}
+        for output in qualified.named_selects:
+            node = lineage(output, qualified, schema=schema, dialect="duckdb")
+            found = []
+            for leaf in node.walk():
+                if leaf.downstream or not isinstance(leaf.source, exp.Table) or not leaf.source.db:
+                    continue
+                pair = (f"{leaf.source.db}.{leaf.source.name}", leaf.name.split(".")[-1].strip('"'))
+                if pair not in found:
+                    found.append(pair)
+            result[output] = found
+        return result
+    except (SqlglotError, RecursionError, KeyError, ValueError, AttributeError):
+        return None
