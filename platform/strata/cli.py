@@ -1,6 +1,7 @@
 """``strata``: the one command-line interface.
 
 strata demo generate [--scale-factor SF] [--force]   TPC-H landing zone (STRATA_TPCH_SF)
+strata demo page-views [--start D] [--days N]         a seeded hourly event feed
 strata prepare                                        dbt manifest + Dagster home
 strata verify                                         reconcile the warehouse with the source
 """
@@ -43,6 +44,18 @@ def demo_generate(scale_factor: float | None, force: bool) -> None:
     result = generate(settings.landing_dir, sf, force=force)
     state = "generated" if result.generated else "up to date"
     click.echo(f"TPC-H SF {sf} landing zone {state}: {result.root} ({result.files} files)")
+
+
+@demo.command("page-views")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2024-05-01", show_default=True)
+@click.option("--days", type=int, default=30, show_default=True)
+def demo_page_views(start, days: int) -> None:
+    """Drop a seeded hourly page-view feed in the landing zone (web/page_views/<date>/<HH>.csv)."""
+    from strata.demo.page_views import FOLDER, generate
+
+    settings = Settings.from_env()
+    files = generate(settings.landing_dir, start.date(), days)
+    click.echo(f"{files} hourly files under {settings.landing_dir / FOLDER}")
 
 
 @main.command()

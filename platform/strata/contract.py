@@ -145,10 +145,14 @@ def column_rules(dataset: Dataset, typed: Callable[[str], str] = typed_name) -> 
     return rules
 
 
-def partition_rule(column: str, start: date, end: date, file_partition: str | None) -> str:
-    """Rows whose partition column is outside ``[start, end)`` or (files) not their file's day."""
-    value = f"cast({typed_name(column)} as date)"
-    outside = f"{value} < date '{start.isoformat()}' or {value} >= date '{end.isoformat()}'"
+def partition_rule(column: str, window, file_partition: str | None) -> str:
+    """Rows whose partition column is outside the window ``[start, end)`` or (files) not their file's partition.
+
+    ``window`` is a :class:`strata.sources.DateWindow`: a row's partition is the hour, day or
+    month its value falls in.
+    """
+    value = window.partition_sql(typed_name(column))
+    outside = f"{value} < {window.literal(window.start)} or {value} >= {window.literal(window.end)}"
     if file_partition:
         outside += f" or {value} <> {file_partition}"
     return _failure(

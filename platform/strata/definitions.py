@@ -38,7 +38,7 @@ from strata.defs.registry_assets import (
     relation_key,
 )
 from strata.defs.resources import build_resources
-from strata.defs.schedules import build_daily_schedule
+from strata.defs.schedules import build_partition_schedule
 from strata.registry.loader import Registry, load_registry
 from strata.registry.models import DailyPartitioning, FilesSource, HttpSource, PostgresSource
 from strata.settings import ASSETS_CONFIG_DIR, Settings
@@ -132,7 +132,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
         assets=all_assets,
         asset_checks=checks,
         jobs=[gj.job for gj in group_jobs] + [maintenance_job],
-        schedules=[build_daily_schedule(gj, settings.daily_schedule_at) for gj in group_jobs if gj.partitions_def]
+        schedules=[build_partition_schedule(gj, settings.daily_schedule_at) for gj in group_jobs if gj.partitions_def]
         + [maintenance_schedule],
         sensors=sensors,
         resources=build_resources(settings),

@@ -173,7 +173,7 @@ def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, sou
     rules = contract.column_rules(dataset)
     column = dataset.partitioning.column if dataset.partitioning else None
     if window is not None and column and dataset.column(column):
-        rules.append(contract.partition_rule(column, window.start, window.end, ex.partition_column))
+        rules.append(contract.partition_rule(column, window, ex.partition_column))
     rules += contract.duplicate_rules(keys, _existing_keys(con, dataset, ex, window) if keys else None)
     checks = "list_filter([" + ", ".join(rules) + "], lambda x: x is not null)" if rules else "[]::varchar[]"
     inner = f"select src.*{''.join(', ' + t for t in typed)}{rank} from {ex.relation} as src"
@@ -191,8 +191,8 @@ def _existing_keys(con, dataset: Dataset, ex: Extract, window: DateWindow | None
     table = warehouse.qualified(dataset.table)
     if dataset.load_strategy == "overwrite_partition" and window is not None:
         return (
-            f"(select {keys} from {table} where not ({PARTITION_COLUMN} >= date '{window.start}' "
-            f"and {PARTITION_COLUMN} < date '{window.end}'))"
+            f"(select {keys} from {table} where not ({PARTITION_COLUMN} >= {window.literal(window.start)} "
+            f"and {PARTITION_COLUMN} < {window.literal(window.end)}))"
         )
     if dataset.load_strategy == "append":
         origin = warehouse.quote(ex.origin_column)
@@ -204,8 +204,8 @@ def _partition_sql(dataset: Dataset, ex: Extract, window: DateWindow | None) -> 
     if window is None:
         return "null::date"
     if ex.partition_column:
-        return f"{ex.partition_column}::date"
-    return f"cast({contract.typed_name(dataset.partitioning.column)} as date)"  # type: ignore[union-attr]
+        return f"{ex.partition_column}::{window.sql_type}"
+    return window.partition_sql(contract.typed_name(dataset.partitioning.column))  # type: ignore[union-attr]
 
 
 def _raw_select(dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]) -> str:
@@ -303,7 +303,7 @@ def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, writt
 def _count(con: duckdb.DuckDBPyConnection, report: LoadReport, column: str, window: DateWindow | None) -> None:
     """Fill in the rows per partition of the window, or the table's row count."""
     if window is not None:
-        counts = warehouse.rows_per_partition(con, report.table, column, window.start, window.end)
+        counts = warehouse.rows_per_partition(con, report.table, column, window.start, window.end, window.grain)
         report.rows_by_partition = {day: counts.get(day, 0) for day in window.days()}
     else:
         report.table_rows = con.execute(f"select count(*) from {warehouse.qualified(report.table)}").fetchall()[0][0]

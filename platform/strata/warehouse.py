@@ -605,11 +605,17 @@ def fingerprint(con: duckdb.DuckDBPyConnection, table: str, exclude: Sequence[st
 
 
 def rows_per_partition(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, start: date, end: date
+    con: duckdb.DuckDBPyConnection, table: str, column: str, start: date, end: date, grain: str = "daily"
 ) -> dict[date, int]:
-    """Row count of ``table`` per value of date ``column`` in ``[start, end)`` (absent dates: none)."""
+    """Row count of ``table`` per partition of ``column`` in ``[start, end)`` (absent partitions: none).
+
+    Keys are partition starts at ``grain`` (``daily``: dates; ``hourly``: datetimes; ``monthly``: first days).
+    """
+    from strata.sources import DateWindow
+
     where = window_predicate(column)
+    partition = DateWindow(start, end, grain).partition_sql(quote(column))
     rows = con.execute(
-        f"select {quote(column)}, count(*) from {qualified(table)} where {where} group by 1", [start, end]
+        f"select {partition}, count(*) from {qualified(table)} where {where} group by 1", [start, end]
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}

@@ -29,11 +29,40 @@ orders as (
 
 ),
 
--- the customer's version on the order date; an order before the history starts takes the first
--- version (history is kept from the first snapshot on)
 customer_versions as (
 
     select * from {{ ref('dim_customer_history') }}
+
+),
+
+-- The customer's market segment on the order date: the version valid then (an ASOF join finds
+-- the last one starting on or before it; one that ended before it means the customer was gone).
+-- An order before the history starts takes the first version. Written as an ASOF join and an
+-- equi-join: the same rule as one join with an OR made DuckDB loop over every pair of rows (a
+-- blockwise nested-loop join: 8 s for two months of SF 1 orders; this, 0.35 s for all of them).
+segment_at_order as (
+
+    select
+        orders.order_key,
+        coalesce(
+            case
+                when as_of.valid_to is null or orders.order_date < as_of.valid_to
+                    then as_of.market_segment
+            end,
+            case
+                when orders.order_date < first_version.valid_from
+                    then first_version.market_segment
+            end
+        ) as market_segment
+    from orders
+    asof left join customer_versions as as_of
+        on
+            orders.customer_key = as_of.customer_key
+            and orders.order_date >= as_of.valid_from
+    left join customer_versions as first_version
+        on
+            orders.customer_key = first_version.customer_key
+            and first_version.version = 1
 
 ),
 
@@ -60,14 +89,11 @@ final as (
         orders.order_status,
         orders.ship_priority,
         line_items.extended_price * (1 - line_items.discount) as net_revenue,
-        customer_versions.market_segment as customer_market_segment_at_order
+        segment_at_order.market_segment as customer_market_segment_at_order
     from line_items
     -- left join: a line item whose order is missing keeps its row and fails the not_null tests
     left join orders on line_items.order_key = orders.order_key
-    left join customer_versions
-        on orders.customer_key = customer_versions.customer_key
-        and orders.order_date < coalesce(customer_versions.valid_to, date '9999-12-31')
-        and (orders.order_date >= customer_versions.valid_from or customer_versions.version = 1)
+    left join segment_at_order on line_items.order_key = segment_at_order.order_key
 
 )
 

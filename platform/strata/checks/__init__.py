@@ -10,7 +10,7 @@ or a referenced table). The Dagster edge (``strata.defs``) turns outcomes into a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 
 @dataclass
@@ -65,7 +65,8 @@ class CheckOutcome:
         first = failed[0]
         if first.partition is None:
             return f"{self.name} failed: {first.detail}"
-        days = f"{len(failed):,} day{'s' if len(failed) > 1 else ''}"
+        unit = "hour" if isinstance(first.partition, datetime) else "day"
+        days = f"{len(failed):,} {unit}{'s' if len(failed) > 1 else ''}"
         return f"{self.name} failed on {days}, first {first.partition}: {first.detail}"
 
     def summary(self) -> dict:

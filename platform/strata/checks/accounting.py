@@ -105,4 +105,4 @@ def schema_drift(scope: Scope, report: LoadReport) -> CheckOutcome:
 
 
 def _bounds(scope: Scope):
-    return scope.window.start, scope.window.end  # type: ignore[union-attr]
+    return scope.window.start, scope.window.end, scope.window.grain  # type: ignore[union-attr]

@@ -7,7 +7,6 @@ statistic over the trailing partitions.
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
 
 import duckdb
 
@@ -41,9 +40,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: DistributionCh
     for day in scope.days():
         value = values.get(day)
         trailing = [
-            v
-            for i in range(lookback, 0, -1)
-            if day is not None and (v := values.get(day - timedelta(days=i))) is not None
+            v for i in range(lookback, 0, -1) if day is not None and (v := values.get(scope.shift(day, -i))) is not None
         ]
         results.append(_judge(day, value, trailing, check))
     return CheckOutcome(

@@ -64,9 +64,11 @@ def raw_vs_source(
             con.execute(f"drop table if exists {table}").fetchall()
     quarantine = f"quarantine.{dataset.name}"
     if window is not None:
-        raw = warehouse.rows_per_partition(con, dataset.table, "_partition_date", window.start, window.end)
+        raw = warehouse.rows_per_partition(
+            con, dataset.table, "_partition_date", window.start, window.end, window.grain
+        )
         held = (
-            warehouse.rows_per_partition(con, quarantine, "_partition_date", window.start, window.end)
+            warehouse.rows_per_partition(con, quarantine, "_partition_date", window.start, window.end, window.grain)
             if warehouse.table_exists(con, quarantine)
             else {}
         )

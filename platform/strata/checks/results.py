@@ -11,7 +11,7 @@ launches it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 import duckdb
 import pyarrow as pa
@@ -22,7 +22,7 @@ from strata.checks import CheckOutcome
 TABLE = "quality.check_results"
 _DDL = f"""create table if not exists {TABLE} (
     asset varchar, check_name varchar, partition_date date, passed boolean, severity varchar,
-    blocking boolean, detail varchar, run_id varchar, evaluated_at timestamptz)"""
+    blocking boolean, detail varchar, run_id varchar, evaluated_at timestamptz, partition_start timestamp)"""
 
 
 _SCHEMA = pa.schema(
@@ -36,6 +36,7 @@ _SCHEMA = pa.schema(
         ("detail", pa.string()),
         ("run_id", pa.string()),
         ("evaluated_at", pa.timestamp("us", tz="UTC")),
+        ("partition_start", pa.timestamp("us")),
     ]
 )
 
@@ -44,6 +45,9 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schema and table if missing."""
     con.execute("create schema if not exists quality").fetchall()
     con.execute(_DDL).fetchall()
+    if "partition_start" not in {c for c, _ in warehouse.columns(con, TABLE)}:
+        # a table made before hourly partitions: results keyed by day only
+        con.execute(f"alter table {TABLE} add column partition_start timestamp").fetchall()
 
 
 def record(con: duckdb.DuckDBPyConnection, asset: str, outcomes: Iterable[CheckOutcome], run_id: str) -> None:
@@ -56,7 +60,11 @@ def record(con: duckdb.DuckDBPyConnection, asset: str, outcomes: Iterable[CheckO
         {
             "asset": asset,
             "check_name": o.name,
-            "partition_date": p.partition,
+            "partition_date": p.partition.date() if isinstance(p.partition, datetime) else p.partition,
+            # the partition's start: an hour of an hourly partitioning, else the day's (or month's) midnight
+            "partition_start": p.partition
+            if isinstance(p.partition, datetime) or p.partition is None
+            else datetime.combine(p.partition, time()),
             "passed": p.passed,
             "severity": o.severity,
             "blocking": o.blocking,
@@ -85,7 +93,8 @@ def _replace(con: duckdb.DuckDBPyConnection) -> None:
     with warehouse.transaction(con):
         con.execute(
             f"delete from {TABLE} t using __strata_results n where t.asset = n.asset "
-            "and t.check_name = n.check_name and t.partition_date is not distinct from n.partition_date"
+            "and t.check_name = n.check_name and t.partition_date is not distinct from n.partition_date "
+            "and (t.partition_start is null or t.partition_start is not distinct from n.partition_start)"
         ).fetchall()
         con.execute(f"insert into {TABLE} by name select * from __strata_results").fetchall()
 
@@ -103,10 +112,16 @@ def blocking_failures(
     where = f"asset in ({listing}) and blocking and not passed"
     params: list = []
     if start is not None and end is not None:
-        where += " and (partition_date is null or (partition_date >= ? and partition_date < ?))"
+        moment = "coalesce(partition_start, partition_date::timestamp)"
+        where += f" and (partition_date is null or ({moment} >= ?::timestamp and {moment} < ?::timestamp))"
         params = [start, end]
-    return con.execute(
-        f"select asset, check_name, partition_date, detail from {TABLE} where {where} "
-        "order by asset, check_name, partition_date",
+    rows = con.execute(
+        f"select asset, check_name, partition_date, partition_start, detail from {TABLE} where {where} "
+        "order by asset, check_name, partition_date, partition_start",
         params,
     ).fetchall()
+    # an hour is named by its start; a day or month by its date
+    return [
+        (asset, check, hour if hour is not None and hour.time() != time() else day, detail)
+        for asset, check, day, hour, detail in rows
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from strata.sources import DateWindow
 from strata.warehouse import qualified, quote
@@ -26,17 +26,24 @@ class Scope:
         """The partitions covered (``[None]`` when unpartitioned)."""
         return list(self.window.days()) if self.partitioned else [None]  # type: ignore[union-attr]
 
-    def where(self, lookback_days: int = 0, alias: str = "") -> str:
-        """SQL predicate selecting the window (extended ``lookback_days`` before its start)."""
+    def where(self, lookback: int = 0, alias: str = "") -> str:
+        """SQL predicate selecting the window (extended ``lookback`` partitions before its start)."""
         if not self.partitioned:
             return "true"
-        start = self.window.start - timedelta(days=lookback_days)  # type: ignore[union-attr]
+        window = self.window
+        start = window.shift(window.start, -lookback)  # type: ignore[union-attr]
         column = f"{alias}{quote(self.partition_column)}"  # type: ignore[arg-type]
-        return f"{column} >= date '{start}' and {column} < date '{self.window.end}'"  # type: ignore[union-attr]
+        return f"{column} >= {window.literal(start)} and {column} < {window.literal(window.end)}"  # type: ignore[union-attr]
 
     def partition_sql(self, alias: str = "") -> str:
-        """SQL of each row's partition (NULL when unpartitioned)."""
-        return f"cast({alias}{quote(self.partition_column)} as date)" if self.partitioned else "null::date"  # type: ignore[arg-type]
+        """SQL of each row's partition start (NULL when unpartitioned)."""
+        if not self.partitioned:
+            return "null::date"
+        return self.window.partition_sql(f"{alias}{quote(self.partition_column)}")  # type: ignore[union-attr,arg-type]
+
+    def shift(self, partition: date, partitions: int) -> date:
+        """The partition ``partitions`` after (negative: before) ``partition``."""
+        return self.window.shift(partition, partitions)  # type: ignore[union-attr]
 
     @property
     def sql_table(self) -> str:

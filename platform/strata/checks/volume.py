@@ -8,7 +8,6 @@ partition (days without rows count as 0).
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
 
 import duckdb
 
@@ -30,7 +29,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: VolumeCheck) -
     )
     results = []
     for day in scope.days():
-        trailing = [counts.get(day - timedelta(days=i), 0) for i in range(lookback, 0, -1)]
+        trailing = [counts.get(scope.shift(day, -i), 0) for i in range(lookback, 0, -1)]
         results.append(_judge(day, counts.get(day, 0), trailing, check))
     rows = [{"partition": str(d), "rows": counts.get(d, 0)} for d in scope.days()][:31]
     return CheckOutcome("volume", check.severity, results, metadata={"rows_per_partition": rows})

@@ -126,12 +126,14 @@ def _add_row_counts(
             if window is None:
                 context.add_output_metadata({"dagster/row_count": total}, output_name=output_name)
                 continue
-            counts = warehouse.rows_per_partition(con, table, spec.metadata["window_column"], window.start, window.end)
+            counts = warehouse.rows_per_partition(
+                con, table, spec.metadata["window_column"], window.start, window.end, window.grain
+            )
             add_partition_metadata(
                 context,
                 key,
                 {
-                    day.isoformat(): {"rows_in_partition": counts.get(day, 0), "dagster/row_count": total}
+                    window.key(day): {"rows_in_partition": counts.get(day, 0), "dagster/row_count": total}
                     for day in window.days()
                 },
             )

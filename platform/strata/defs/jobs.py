@@ -32,14 +32,16 @@ class GroupJob:
         with_downstream: ``{root key: keys}``: the root and the job's assets downstream of it, what a
             run for a changed root selects.
         partitions_def: the job's daily partitions; None for a snapshot job.
-        lookback_days: the largest ``partitioning.lookback_days`` of the roots (0 for snapshots).
+        lookback: the largest lookback of the roots, in partitions (0 for snapshots).
+        partitioning: the roots' partitioning spec (the first's; they share one definition), or None.
     """
 
     job: dg.UnresolvedAssetJobDefinition
     roots: dict[str, dg.AssetKey]
     with_downstream: dict[dg.AssetKey, list[dg.AssetKey]] = field(default_factory=dict)
     partitions_def: dg.PartitionsDefinition | None = None
-    lookback_days: int = 0
+    lookback: int = 0
+    partitioning: object | None = None
 
     def selection_for(self, roots: Sequence[dg.AssetKey]) -> list[dg.AssetKey]:
         """The keys a run for the changed ``roots`` materializes (sorted, no duplicates)."""
@@ -67,7 +69,8 @@ def build_group_jobs(datasets: Mapping[str, Dataset], assets: Sequence[dg.Assets
             by_group.setdefault((ds.group_name, parts.get(dataset_key(ds))), []).append(ds)
     jobs, taken = [], set()
     for (group, partitions_def), members in sorted(by_group.items(), key=lambda kv: (kv[0][0], kv[0][1] is None)):
-        base = f"{'daily' if partitions_def else 'snapshots'}_{group}"
+        grain = members[0].partitioning.type if partitions_def is not None and members[0].partitioning else None
+        base = f"{grain or 'snapshots'}_{group}"
         name, n = base, 1
         while name in taken:
             n += 1
@@ -83,11 +86,11 @@ def build_group_jobs(datasets: Mapping[str, Dataset], assets: Sequence[dg.Assets
             name,
             selection=dg.AssetSelection.assets(*selection),
             description=(
-                f"The {group} group's {'daily partitions' if partitions_def else 'snapshots'} "
+                f"The {group} group's {f'{grain} partitions' if partitions_def else 'snapshots'} "
                 "and everything downstream of them with the same partitioning."
             ),
             tags={"strata/group": group},
         )
-        lookback = max((ds.partitioning.lookback_days for ds in members if ds.partitioning), default=0)
-        jobs.append(GroupJob(job, roots, with_downstream, partitions_def, lookback))
+        lookback = max((ds.partitioning.lookback_partitions for ds in members if ds.partitioning), default=0)
+        jobs.append(GroupJob(job, roots, with_downstream, partitions_def, lookback, members[0].partitioning))
     return jobs

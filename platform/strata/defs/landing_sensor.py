@@ -25,25 +25,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from strata.defs.jobs import GroupJob
 from strata.registry.models import Dataset
-from strata.sources import arrivals
+from strata.sources import DateWindow, arrivals
 
 #: Tags naming a range run's first and last partition (Dagster's single-run backfill tags).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def contiguous(days: Sequence[date]) -> list[tuple[date, date]]:
-    """``[(first, last), ...]``: the sorted distinct ``days`` split into unbroken stretches (inclusive)."""
+def contiguous(days: Sequence[date], grain: str = "daily") -> list[tuple[date, date]]:
+    """``[(first, last), ...]``: the sorted distinct partition starts split into unbroken stretches (inclusive).
+
+    ``grain`` is the partitions' (``hourly``: datetimes an hour apart; ``monthly``: first days).
+    """
+    step = DateWindow(date.min, date.min, grain)
     spans: list[tuple[date, date]] = []
     for day in sorted(set(days)):
-        if spans and day == spans[-1][1] + timedelta(days=1):
+        if spans and day == step.shift(spans[-1][1], 1):
             spans[-1] = (spans[-1][0], day)
         else:
             spans.append((day, day))
@@ -52,13 +56,14 @@ def contiguous(days: Sequence[date]) -> list[tuple[date, date]]:
 
 def _request(gj: GroupJob, files: list[arrivals.LandedFile], span: tuple[date, date] | None) -> dg.RunRequest:
     identity = "\n".join(sorted(f"{f.key}:{f.identity}" for f in files))
-    label = "snapshot" if span is None else (f"{span[0]}" if span[0] == span[1] else f"{span[0]}...{span[1]}")
+    key = DateWindow(date.min, date.min, _grain(gj)).key
+    label = "snapshot" if span is None else (key(span[0]) if span[0] == span[1] else f"{key(span[0])}...{key(span[1])}")
     tags = {"strata/trigger": "landing", "strata/files": ", ".join(sorted(f.relative for f in files))[:1000]}
     partition_key = None
     if span is not None and span[0] == span[1]:
-        partition_key = span[0].isoformat()
+        partition_key = key(span[0])
     elif span is not None:
-        tags |= {RANGE_START_TAG: span[0].isoformat(), RANGE_END_TAG: span[1].isoformat()}
+        tags |= {RANGE_START_TAG: key(span[0]), RANGE_END_TAG: key(span[1])}
     return dg.RunRequest(
         run_key=f"{gj.job.name}:{label}:{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
         job_name=gj.job.name,
@@ -95,10 +100,14 @@ def plan_runs(
         if gj.partitions_def is None:
             planned.append((_request(gj, files, None), files))
             continue
-        for first, last in contiguous([f.partition for f in files if f.partition is not None]):
+        for first, last in contiguous([f.partition for f in files if f.partition is not None], _grain(gj)):
             in_span = [f for f in files if first <= f.partition <= last]  # type: ignore[operator]
             planned.append((_request(gj, in_span, (first, last)), in_span))
     return planned, ignored
+
+
+def _grain(gj: GroupJob) -> str:
+    return getattr(gj.partitioning, "type", "daily")
 
 
 def build_landing_sensor(

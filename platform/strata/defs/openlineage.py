@@ -194,8 +194,8 @@ class StepLineage:
         }
         if self.window is not None:
             facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
-                nominalStartTime=f"{self.window.start.isoformat()}T00:00:00Z",
-                nominalEndTime=f"{self.window.end.isoformat()}T00:00:00Z",
+                nominalStartTime=_utc_iso(self.window.start),
+                nominalEndTime=_utc_iso(self.window.end),
             )
         if error is not None:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
@@ -313,6 +313,13 @@ class StepLineage:
         for key in [k for k in self.keys if k in self.open]:
             self.open.discard(key)
             self._emit("ABORT", key)
+
+
+def _utc_iso(moment) -> str:
+    """A partition bound as an ISO 8601 UTC time: a date is its midnight."""
+    if isinstance(moment, datetime):
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{moment.isoformat()}T00:00:00Z"
 
 
 def upstream_tables(assets_def: dg.AssetsDefinition, namespace: str) -> dict[dg.AssetKey, list[tuple[str, str]]]:

@@ -55,6 +55,11 @@ def run_window(run_tags: dict, partitions_def: dg.PartitionsDefinition) -> DateW
     end = run_tags.get("dagster/asset_partition_range_end") or run_tags.get("dagster/partition")
     if not start or not end:
         return None
+    from strata.defs.partitions import grain_of
+
     first = partitions_def.time_window_for_partition_key(start)
     last = partitions_def.time_window_for_partition_key(end)
-    return DateWindow(first.start.date(), last.end.date())
+    grain = grain_of(partitions_def)
+    if grain == "hourly":
+        return DateWindow(first.start.replace(tzinfo=None), last.end.replace(tzinfo=None), grain)
+    return DateWindow(first.start.date(), last.end.date(), grain)

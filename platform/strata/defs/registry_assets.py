@@ -23,7 +23,7 @@ from strata.checks.specs import check_specs
 from strata.defs.constants import WAREHOUSE_POOL
 from strata.defs.openlineage import StepLineage, outcome_from_metadata, source_datasets, warehouse_namespace
 from strata.defs.partition_metadata import add_partition_metadata
-from strata.defs.partitions import daily_partitions, window_of
+from strata.defs.partitions import partitions_of, window_of
 from strata.defs.quality_gate import gate
 from strata.defs.resources import LandingZone, Warehouse
 from strata.errors import BlockingChecksFailedError, StrataError
@@ -109,9 +109,9 @@ def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, 
 
     by_partition = {}
     for day, rows in report.rows_by_partition.items():
-        by_partition[day.isoformat()] = {"rows_in_partition": rows}
+        by_partition[window.key(day)] = {"rows_in_partition": rows}
         if dataset.layer == "raw":
-            by_partition[day.isoformat()]["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
+            by_partition[window.key(day)]["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
     if by_partition:
         add_partition_metadata(context, key, by_partition)
     metadata: dict = {
@@ -195,7 +195,7 @@ def build_dataset_asset(
     key = dataset_key(dataset)
     deps = list(deps)
     datasets = datasets or {dataset.name: dataset}
-    partitions_def = daily_partitions(dataset.partitioning) if dataset.partitioning else None
+    partitions_def = partitions_of(dataset.partitioning) if dataset.partitioning else None
     spec_json = dataset.model_dump_json()
     metadata = {
         "dagster/table_name": f"warehouse.{dataset.table}",

@@ -1,59 +1,105 @@
-"""Daily schedules: each daily group's previous day, after a grace period, with a lookback.
+"""Partition schedules: each partitioned group's last complete partition, after a grace period, with a lookback.
 
-At ``STRATA_DAILY_SCHEDULE_AT`` (UTC, default 02:00) on day T the schedule of ``daily_<group>``
-requests day T-1 through the marts. With a lookback of N days (the largest
-``partitioning.lookback_days`` of the group's datasets) the same run covers T-1-N .. T-1, as one
-range run: late files for those days are picked up, and because every write replaces its
-partition window, re-materializing an unchanged day gives the same tables (idempotent).
+The schedule follows the group's grain:
 
-A tick whose day is outside the group's partitions (the TPC-H demo ends in 1998) is skipped
-with the reason.
+* **daily**: at ``STRATA_DAILY_SCHEDULE_AT`` (UTC, default 02:00) on day T, day T-1;
+* **hourly**: every hour at ``partitioning.grace`` past the hour (default 15 min: 10:15 runs
+  09:00-10:00);
+* **monthly**: on the 1st of the month, ``grace`` after midnight UTC (default 00:15), the month before.
+
+With a lookback of N partitions (the largest ``partitioning.lookback`` of the group's datasets;
+``lookback_days`` for daily ones) the same run also covers the N partitions before it, as one
+range run: late files are picked up, and because every write replaces its partition window,
+re-materializing an unchanged partition gives the same tables (idempotent).
+
+A tick whose partition is outside the group's partitions (the TPC-H demo ends in 1998) is
+skipped with the reason.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from strata.defs.jobs import GroupJob
+from strata.registry.models import duration_seconds
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def build_daily_schedule(group_job: GroupJob, at: str) -> dg.ScheduleDefinition:
-    """The schedule of a daily :class:`GroupJob`, firing at ``at`` (``HH:MM``, UTC) every day.
-
-    Run requests: ``run_key`` = the day (one run per day, however often the tick is retried);
-    tags ``strata/trigger=schedule`` and, with a lookback, the partition range tags.
-    """
+def _cron(grain: str, at: str, grace_s: int) -> tuple[str, str]:
+    """The cron and a description of when a ``grain`` schedule fires."""
+    if grain == "hourly":
+        minute = (grace_s // 60) % 60
+        return f"{minute} * * * *", f"Every hour at :{minute:02d}: the previous hour"
+    if grain == "monthly":
+        hour, minute = divmod((grace_s // 60) % (24 * 60), 60)
+        return f"{minute} {hour} 1 * *", f"On the 1st at {hour:02d}:{minute:02d} UTC: the previous month"
     hour, minute = (int(x) for x in at.split(":"))
+    return f"{minute} {hour} * * *", f"Every day at {at} UTC: the previous day"
+
+
+def build_partition_schedule(group_job: GroupJob, at: str) -> dg.ScheduleDefinition:
+    """The schedule of a partitioned :class:`GroupJob`, at its grain (``at``: the daily time, ``HH:MM`` UTC).
+
+    Run requests: ``run_key`` = the partition key (one run per partition, however often the
+    tick is retried); tags ``strata/trigger=schedule`` and, with a lookback, the partition
+    range tags.
+    """
     partitions_def = group_job.partitions_def
-    assert partitions_def is not None, "a daily schedule needs a partitioned job"
-    lookback = group_job.lookback_days
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition), "a schedule needs a time-partitioned job"
+    spec = group_job.partitioning
+    grain = getattr(spec, "type", "daily")
+    grace_s = duration_seconds(getattr(spec, "grace", "15m"))
+    cron, when = _cron(grain, at, grace_s)
+    lookback = group_job.lookback
+    unit = {"hourly": "hours", "daily": "days", "monthly": "months"}[grain]
 
     @dg.schedule(
         name=f"{group_job.job.name}_schedule",
-        cron_schedule=f"{minute} {hour} * * *",
+        cron_schedule=cron,
         execution_timezone="UTC",
         job=group_job.job,
-        description=(
-            f"Every day at {at} UTC: the previous day"
-            + (f" and the {lookback} days before it (late data)" if lookback else "")
-            + " through the marts."
-        ),
+        description=when
+        + (f" and the {lookback} {unit} before it (late data)" if lookback else "")
+        + " through the marts.",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        day = (context.scheduled_execution_time - timedelta(days=1)).date()
+        start = ended_partition(grain, context.scheduled_execution_time, grace_s, partitions_def.timezone)
+        key = start.strftime(partitions_def.fmt)
         keys = partitions_def.get_partition_keys()
-        if day.isoformat() not in keys:
-            return dg.SkipReason(f"{day} is not a partition of {group_job.job.name} ({keys[0]} .. {keys[-1]})")
-        first = max((day - timedelta(days=lookback)).isoformat(), keys[0])
+        if key not in keys:
+            span = f"{keys[0]} .. {keys[-1]}" if keys else "none yet"
+            return dg.SkipReason(f"{key} is not a partition of {group_job.job.name} ({span})")
+        first = keys[max(keys.index(key) - lookback, 0)]
         tags = {"strata/trigger": "schedule"}
-        if first == day.isoformat():
-            return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat(), tags=tags)
-        return dg.RunRequest(run_key=day.isoformat(), tags={**tags, RANGE_START: first, RANGE_END: day.isoformat()})
+        if first == key:
+            return dg.RunRequest(run_key=key, partition_key=key, tags=tags)
+        return dg.RunRequest(run_key=key, tags={**tags, RANGE_START: first, RANGE_END: key})
 
     return _schedule
+
+
+def ended_partition(grain: str, tick: datetime, grace_s: int, timezone: str) -> datetime:
+    """The start of the partition a tick at ``tick`` runs: the last one that ended.
+
+    Hourly and monthly ticks come ``grace_s`` after their partition ends.
+
+    In the partitioning's ``timezone``: a daily tick on day T gives day T-1; an hourly one at
+    10:15 with 15 min grace gives 09:00; a monthly one on 1 June gives 1 May.
+    """
+    local = tick.astimezone(ZoneInfo(timezone))
+    if grain == "hourly":
+        return (local - timedelta(seconds=grace_s)).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if grain == "monthly":
+        this_month = (local - timedelta(seconds=grace_s)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return (this_month - timedelta(days=1)).replace(day=1)
+    return (local - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+#: The older name: every schedule was daily.
+build_daily_schedule = build_partition_schedule

@@ -263,20 +263,37 @@ Source = Annotated[FilesSource | PostgresSource | HttpSource, Field(discriminato
 # --------------------------------------------------------------------------- partitioning
 
 
-class DailyPartitioning(StrictModel):
-    """Daily partitions from ``start`` to ``end`` (both inclusive; no ``end`` means up to today).
+class Partitioning(StrictModel):
+    """Time partitions from ``start`` to ``end`` (both inclusive days; no ``end`` means up to now).
 
-    ``column`` is the date column that places a row in its partition; files sources may leave it
-    out (the file's date decides). ``lookback_days`` is how many earlier partitions the daily
-    run re-materializes, for late data.
+    ``type`` is the grain: ``hourly``, ``daily`` (default) or ``monthly``. ``column`` is the event
+    time (or date) column that places a row in its partition; files sources may leave it out (the
+    file's ``{date}``/``{hour}``/``{month}`` decides). Partitions are wall-clock periods in
+    ``timezone``. ``lookback`` is how many earlier partitions the scheduled run re-materializes,
+    for late data (``lookback_days``: the older spelling, for daily partitions). The schedule
+    runs each partition ``grace`` after it ends (hourly, monthly; daily ones run at
+    ``STRATA_DAILY_SCHEDULE_AT``).
     """
 
-    type: Literal["daily"] = "daily"
+    type: Literal["hourly", "daily", "monthly"] = "daily"
     column: Identifier | None = None
     start: date
     end: date | None = None
     timezone: str = "UTC"
+    lookback: int | None = Field(
+        default=None, ge=0, le=10_000, description="Earlier partitions a scheduled run re-reads."
+    )
     lookback_days: int = Field(default=0, ge=0, le=365)
+    grace: Duration = Field(default="15m", description="How long after a partition ends its scheduled run starts.")
+
+    @property
+    def lookback_partitions(self) -> int:
+        """Partitions before the scheduled one that its run re-materializes."""
+        return self.lookback if self.lookback is not None else self.lookback_days
+
+
+#: The older name: every partitioning was daily.
+DailyPartitioning = Partitioning
 
 
 # --------------------------------------------------------------------------- checks, freshness
@@ -514,7 +531,7 @@ class Dataset(StrictModel):
         description="A staging dataset holding the current state of a CDC raw dataset (its name): "
         "its changes applied in log order by primary_key, deletes honoured. Strata writes the SELECT.",
     )
-    partitioning: DailyPartitioning | None = None
+    partitioning: Partitioning | None = None
     load: LoadStrategy | None = Field(
         default=None, description="Default: overwrite_partition when partitioned, else replace."
     )

@@ -187,6 +187,14 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             yield doc.issue(("partitioning", key), f"{key} {value} is outside {EARLIEST} .. {LATEST}")
     if p.end is not None and p.end < p.start:
         yield doc.issue(("partitioning", "end"), f"end {p.end} is before start {p.start}")
+    if p.lookback_days and p.type != "daily":
+        yield doc.issue(
+            ("partitioning", "lookback_days"),
+            f"lookback_days counts days; {_kind(p.type)} partitioning counts partitions",
+            f"lookback: {p.lookback_days}",
+        )
+    if p.lookback_days and p.lookback is not None:
+        yield doc.issue(("partitioning", "lookback_days"), "give lookback or lookback_days, not both")
     if p.timezone not in _TIMEZONES:
         yield doc.issue(
             ("partitioning", "timezone"),
@@ -246,6 +254,11 @@ def _placeholders(template: str) -> set[str]:
         return {"<unbalanced braces>"}
 
 
+def _kind(grain: str) -> str:
+    """``a partitioned`` (daily, the default), ``an hourly``, ``a monthly``: how messages name a grain."""
+    return {"hourly": "an hourly", "monthly": "a monthly"}.get(grain, "a partitioned")
+
+
 def _files(doc: YamlDocument, ds: Dataset, src: FilesSource) -> Iterator[Issue]:
     loc = ("source", "path")
     path = PurePosixPath(src.path)
@@ -254,16 +267,27 @@ def _files(doc: YamlDocument, ds: Dataset, src: FilesSource) -> Iterator[Issue]:
     if ".." in path.parts:
         yield doc.issue(loc, "the path must not leave the landing root ('..')")
     names = _placeholders(src.path)
-    if names - {"date"}:
+    grain = ds.partitioning.type if ds.partitioning is not None else None
+    allowed = {"hourly": {"date", "hour"}, "daily": {"date"}, "monthly": {"month", "date"}}.get(grain or "", set())
+    if names - {"date", "hour", "month"}:
         yield doc.issue(
             loc,
-            f"unknown placeholder(s) in path: {', '.join(sorted(names - {'date'}))}",
-            "only {date} (the partition date, YYYY-MM-DD) is filled in",
+            f"unknown placeholder(s) in path: {', '.join(sorted(names - {'date', 'hour', 'month'}))}",
+            "{date} (YYYY-MM-DD), {hour} (HH, hourly partitions) and {month} (YYYY-MM, monthly) are filled in",
         )
-    if ds.partitioning is not None and "date" not in names:
-        yield doc.issue(loc, "a partitioned files dataset needs {date} in its path", "e.g. sales/{date}.csv")
-    if ds.partitioning is None and "date" in names:
-        yield doc.issue(loc, "{date} in the path needs partitioning", "add partitioning: {start: ...}")
+    example = {"hourly": "events/{date}/{hour}.csv", "daily": "sales/{date}.csv", "monthly": "bills/{month}.csv"}
+    if not names - {"date", "hour", "month"} and grain is not None and names - allowed:
+        extra = ", ".join("{" + n + "}" for n in sorted(names - allowed))
+        yield doc.issue(loc, f"{extra} cannot place a file in {_kind(grain)} partition", f"e.g. {example[grain]}")
+    needed = {"hourly": {"date", "hour"}, "daily": {"date"}, "monthly": {"month"}}.get(grain or "", set())
+    if grain is not None and needed - names and not (grain == "monthly" and "date" in names):
+        yield doc.issue(
+            loc,
+            f"{_kind(grain)} files dataset needs {' and '.join('{' + n + '}' for n in sorted(needed))} in its path",
+            f"e.g. {example[grain]}",
+        )
+    if ds.partitioning is None and names:
+        yield doc.issue(loc, f"{{{sorted(names)[0]}}} in the path needs partitioning", "add partitioning: {start: ...}")
     if src.csv is not None and src.format != "csv":
         yield doc.issue(("source", "csv"), f"csv options given for a {src.format} source")
 

@@ -29,12 +29,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 from strata.registry.models import Dataset, FilesSource
 
 _DATE = r"(?P<date>\d{4}-\d{2}-\d{2})"
+_PLACEHOLDERS = {"{date}": _DATE, "{hour}": r"(?P<hour>\d{2})", "{month}": r"(?P<month>\d{4}-\d{2})"}
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,9 @@ class LandedFile:
 def path_regex(pattern: str) -> re.Pattern[str]:
     """The regular expression of a source path: ``{date}`` captured, globs (``*``, ``**``, ``?``) as in ``glob``."""
     parts = []
-    for piece in re.split(r"(\{date\}|\*\*/?|\*|\?)", pattern):
-        if piece == "{date}":
-            parts.append(_DATE)
+    for piece in re.split(r"(\{date\}|\{hour\}|\{month\}|\*\*/?|\*|\?)", pattern):
+        if piece in _PLACEHOLDERS:
+            parts.append(_PLACEHOLDERS[piece])
         elif piece in ("**", "**/"):
             parts.append(r"(?:.*/)?" if piece == "**/" else r".*")
         elif piece == "*":
@@ -89,7 +90,7 @@ def path_regex(pattern: str) -> re.Pattern[str]:
 
 def _walk_root(pattern: str) -> str:
     """The longest folder prefix of ``pattern`` without ``{date}`` or glob characters."""
-    fixed = re.split(r"\{date\}|[*?\[]", pattern, maxsplit=1)[0]
+    fixed = re.split(r"\{date\}|\{hour\}|\{month\}|[*?\[]", pattern, maxsplit=1)[0]
     return fixed.rsplit("/", 1)[0] if "/" in fixed else ""
 
 
@@ -122,18 +123,34 @@ def scan(datasets: Iterable[Dataset], landing_root: Path) -> list[LandedFile]:
                 except FileNotFoundError:  # removed while we looked
                     continue
                 day, in_range = None, True
-                if ds.partitioning is not None and "date" in match.groupdict():
-                    try:
-                        day = date.fromisoformat(match.group("date"))
-                    except ValueError:
-                        day, in_range = None, False
+                if ds.partitioning is not None:
+                    day = _partition_of(match.groupdict(), ds.partitioning.type)
+                    if day is None:
+                        in_range = False
                     else:
-                        in_range = day >= first and (last is None or day <= last)
+                        on = day.date() if isinstance(day, datetime) else day
+                        low = first.replace(day=1) if ds.partitioning.type == "monthly" else first
+                        in_range = on >= low and (last is None or on <= last)
                         day = day if in_range else None
                 found.append(
                     LandedFile(ds.name, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, day, in_range)
                 )
     return found
+
+
+def _partition_of(groups: Mapping[str, str | None], grain: str) -> date | None:
+    """The start of the partition a matched path names (a datetime for an hour), or None if it names none."""
+    try:
+        if grain == "monthly":
+            text = groups.get("month") or (groups.get("date") or "")[:7]
+            return date.fromisoformat(f"{text}-01")
+        day = date.fromisoformat(groups.get("date") or "")
+        if grain == "hourly":
+            hour = int(groups.get("hour") or "")
+            return datetime.combine(day, time(hour)) if 0 <= hour < 24 else None
+        return day
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

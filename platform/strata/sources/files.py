@@ -12,7 +12,7 @@ import glob
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -78,8 +78,18 @@ def _matches_or_fail(landing_root: Path, relative: str, dataset: str) -> list[So
         raise CorruptSourceFileError(dataset, landing_root / relative, str(err)) from err
 
 
+def landing_path(template: str, partition: date) -> str:
+    """``template`` with its placeholders filled for the partition starting at ``partition``.
+
+    ``{date}`` is ``YYYY-MM-DD``, ``{hour}`` ``HH`` (00-23, hourly partitions) and ``{month}``
+    ``YYYY-MM``.
+    """
+    hour = partition.strftime("%H") if isinstance(partition, datetime) else "00"
+    return template.format(date=partition.strftime("%Y-%m-%d"), hour=hour, month=partition.strftime("%Y-%m"))
+
+
 def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date], dataset: str) -> list[SourceFile]:
-    """Every file the partition ``days`` need.
+    """Every file the partitions starting at ``days`` need (hours, days or months).
 
     Raises:
         MissingSourceFileError: naming the expected path of every day that matches no file.
@@ -87,7 +97,7 @@ def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date
     """
     files, missing = [], []
     for day in days:
-        relative = source.path.format(date=day.isoformat())
+        relative = landing_path(source.path, day)
         found = _matches_or_fail(landing_root, relative, dataset)
         if found is None:
             missing.append(landing_root / relative)
@@ -363,7 +373,10 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
         {
             "path": [str(f.path) for f in files],
             "relative": [f.relative for f in files],
-            "partition_date": pa.array([f.partition for f in files], pa.date32()),
+            "partition_date": pa.array(
+                [f.partition for f in files],
+                pa.timestamp("us") if window is not None and window.grain == "hourly" else pa.date32(),
+            ),
         }
     )
     for f in files:
