@@ -45,7 +45,12 @@ def test_an_hourly_feed_runs_hour_by_hour_through_a_daily_mart(web):
     day = datetime(2024, 5, 7)
     # a range run of two days' 48 hours, as a backfill launches it
     first = day - timedelta(days=1)
-    assert web.materialize([RAW], start=hour_key(first), end=hour_key(day + timedelta(hours=23))).success
+    result = web.materialize([RAW], start=hour_key(first), end=hour_key(day + timedelta(hours=23)))
+    assert result.success
+    # the freshness check judges the latest hour that is due (2024-05-30 23:00, never loaded here)
+    [freshness] = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness_check"]
+    assert not freshness.passed and freshness.severity == dg.AssetCheckSeverity.WARN
+    assert freshness.metadata["dagster/freshness_params"].data["deadline_cron"] == "30 * * * *"
     expected = {h: n for h, n in expected_views(START, 30).items() if first <= h < day + timedelta(days=1)}
     loaded = dict(web.query("select _partition_date, count(*) from raw.web_page_views group by 1 order by 1"))
     assert loaded == expected  # per hour, keyed by the hour's start (a TIMESTAMP)
@@ -135,3 +140,39 @@ def test_the_landing_sensor_runs_the_hours_whose_files_changed(web):
     assert request.tags["dagster/asset_partition_range_start"] == "2024-05-09-07:00"
     assert request.tags["dagster/asset_partition_range_end"] == "2024-05-09-08:00"
     assert RAW in request.asset_selection and MART not in request.asset_selection  # the mart is daily: automation
+
+
+def test_a_monthly_dataset_loads_a_month_per_partition(tmp_path):
+    """``{month}`` in the path, keys on the month's first day, rows placed by their date's month."""
+    import duckdb
+
+    from strata.defs.partitions import partitions_of
+    from strata.loading import load_dataset
+    from strata.sources import DateWindow
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "bills.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: bills
+            source: {type: files, format: csv, path: "bills/{month}.csv"}
+            partitioning: {type: monthly, column: billed_on, start: 2024-01-15, end: 2024-06-30}
+            primary_key: [bill_id]
+            columns:
+              - {name: bill_id, type: BIGINT, nullable: false}
+              - {name: billed_on, type: DATE, nullable: false}
+            """
+        )
+    )
+    registry = load_registry([config])
+    assert registry.ok, registry.issues
+    bills = registry.datasets["bills"]
+    assert partitions_of(bills.partitioning).get_partition_keys() == [f"2024-0{m}-01" for m in range(1, 7)]
+    (tmp_path / "bills").mkdir()
+    (tmp_path / "bills" / "2024-05.csv").write_text("bill_id,billed_on\n1,2024-05-01\n2,2024-05-31\n3,2024-06-01\n")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        report = load_dataset(con, bills, tmp_path, "run", DateWindow(date(2024, 5, 1), date(2024, 6, 1), "monthly"))
+        assert report.rows_by_partition == {date(2024, 5, 1): 2} and report.rows_quarantined == 1
+        assert con.execute("select distinct _partition_date from raw.bills").fetchall() == [(date(2024, 5, 1),)]
+        assert con.execute("select _reason from quarantine.bills").fetchall()[0][0].startswith("partition on billed_on")
