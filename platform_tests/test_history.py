@@ -123,3 +123,13 @@ def test_history_is_declared_with_the_snapshots_columns(tmp_path):
     assert "'segmnt' is not among the declared columns" in messages
     assert "replace keeps only the last" in messages
     assert "includes its snapshot column" in messages
+
+
+def test_history_refuses_columns_it_adds(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "accounts.yaml").write_text(
+        textwrap.dedent(SNAPSHOTS).replace("  - {name: name, type: VARCHAR}", "  - {name: version, type: VARCHAR}")
+    )
+    messages = " | ".join(i.message for i in load_registry([config]).issues)
+    assert "'version' is a column the history adds" in messages

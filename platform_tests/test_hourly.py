@@ -176,3 +176,17 @@ def test_a_monthly_dataset_loads_a_month_per_partition(tmp_path):
         assert report.rows_by_partition == {date(2024, 5, 1): 2} and report.rows_quarantined == 1
         assert con.execute("select distinct _partition_date from raw.bills").fetchall() == [(date(2024, 5, 1),)]
         assert con.execute("select _reason from quarantine.bills").fetchall()[0][0].startswith("partition on billed_on")
+
+
+def test_a_monthly_path_names_its_month(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "bills.yaml").write_text(
+        "name: bills\nsource: {type: files, format: csv, path: 'bills/{date}.csv'}\n"
+        "partitioning: {type: monthly, column: billed_on, start: 2024-01-01, grace: 2d}\n"
+        "columns: [{name: billed_on, type: DATE}]\n"
+    )
+    messages = " | ".join(i.message for i in load_registry([config]).issues)
+    assert "{date} cannot place a file in a monthly partition" in messages
+    assert "a monthly files dataset needs {month} in its path" in messages
+    assert "grace must be under a day" in messages

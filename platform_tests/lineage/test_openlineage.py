@@ -213,3 +213,24 @@ def test_the_default_transport_writes_json_lines_under_the_data_dir(seeded):
     assert [e["eventType"] for e in region][-2:] == ["START", "COMPLETE"]
     for event in region:
         rebuild(RunEvent, event)
+
+
+def test_a_run_stopped_by_a_blocking_check_sends_fail_with_its_assertions(damaged_platform, receiver):
+    import duckdb
+
+    path = daily_file(damaged_platform.settings.landing_dir, "orders", "1995-01-06")
+    with duckdb.connect() as con:  # every order of the day breaks accepted_values: all quarantined
+        con.execute(f"copy (select * replace ('X' as o_orderstatus) from '{path}') to '{path}.new' (format parquet)")
+    path.with_name(path.name + ".new").replace(path)
+    result = damaged_platform.materialize(
+        [dg.AssetKey(["raw", "tpch_orders"])], partition="1995-01-06", raise_on_error=False
+    )
+    assert not result.success
+    start, fail = receiver.runs("raw.tpch_orders")
+    assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+    assert "quarantine_threshold" in fail["run"]["facets"]["errorMessage"]["message"]
+    assertions = {
+        a["assertion"]: a["success"] for a in fail["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    }
+    assert assertions["quarantine_threshold"] is False and assertions["row_accounting"] is True
+    rebuild(RunEvent, fail)

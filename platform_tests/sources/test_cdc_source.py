@@ -7,6 +7,7 @@ commit loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import duckdb
 import pytest
 
 from strata.checks import runner
+from strata.errors import SourceConfigError
 from strata.loading import build_derived, load_dataset
 from strata.registry.loader import load_registry
 from strata.registry.models import Dataset
@@ -136,11 +138,11 @@ def test_inserts_updates_deletes_and_a_key_update_apply_to_the_source_state(sour
         ("c", 3, "cy", 0),
         ("u", 1, "ann", 0),
         ("d", 2, "bob", 0),
-        ("c", 4, "di", 0),
-        ("c", 5, "ed", 0),
-        ("u", 3, "cyd", 0),
-        ("d", 4, "di", 0),
-        ("d", 5, "ed", 0),
+        ("c", 4, "di", 0),  # one transaction: its rows numbered in order
+        ("c", 5, "ed", 1),
+        ("u", 3, "cyd", 2),
+        ("d", 4, "di", 3),
+        ("d", 5, "ed", 0),  # a key update: the old key deleted, the new one inserted
         ("c", 50, "ed", 1),
     ]
     typed = con.execute(
@@ -207,12 +209,68 @@ def test_a_crash_on_either_side_of_the_raw_commit_gives_every_change_exactly_onc
             ("r", 1, "ann", 1),
             ("r", 2, "bob", 2),
             ("c", 3, "cy", 0),
-            ("d", 1, "ann", 0),
+            ("d", 1, "ann", 1),
             ("u", 2, "bob", 0),
         ]
         assert again.metadata["rows_inserted"] == (3 if where == "before_commit" else 0)
         assert current_rows(con, table) == source_rows(conn, table)
         assert load_dataset(con, changes_dataset(table), Path("."), "run-3").rows_read == 0
+
+
+def test_copy_rows_sharing_one_wal_record_are_each_kept(source, con):
+    """COPY logs many rows in one multi-insert record: they share an LSN and must not merge into one."""
+    conn, table = source
+    ds = changes_dataset(table)
+    load_dataset(con, ds, Path("."), "run-1")
+    with conn.cursor() as cur:
+        cur.copy_expert(
+            f"copy {table} from stdin", io.StringIO("".join(f"{i}\tn{i}\t{i}.5\tBUILDING\n" for i in range(10, 510)))
+        )
+    copied = load_dataset(con, ds, Path("."), "run-2")
+    assert copied.rows_read == 500 and copied.metadata["rows_inserted"] == 500
+    assert con.execute(
+        f"select count(distinct _cdc_lsn) < 500 from raw.{table}_changes where _cdc_op = 'c'"
+    ).fetchall() == [(True,)]  # shared LSNs: the multi-insert is what this test is about
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+def test_a_truncate_stops_the_load_and_says_how_to_read_the_table_again(source, con):
+    conn, table = source
+    ds = changes_dataset(table)
+    load_dataset(con, ds, Path("."), "run-1")
+    execute(conn, f"truncate {table}")
+    for _ in range(2):  # the slot did not move: the next run stops the same way
+        with pytest.raises(SourceConfigError, match="truncated"):
+            load_dataset(con, ds, Path("."), "run-2")
+    con.execute(f"drop table raw.{table}_changes")
+    assert load_dataset(con, ds, Path("."), "run-3").metadata["initial_snapshot_rows"] == 0
+
+
+def test_array_and_json_columns_read_the_same_in_the_snapshot_and_the_changes(postgres, monkeypatch, con):
+    for key, value in postgres.env("SHOP").items():
+        monkeypatch.setenv(key, value)
+    conn = postgres.connect()
+    conn.autocommit = True
+    execute(conn, "drop table if exists cust_typed")
+    execute(
+        conn,
+        "create table cust_typed (id int primary key, name text, balance numeric(12,2), segment jsonb, tags int[])",
+    )
+    execute(conn, "alter table cust_typed replica identity full")
+    execute(conn, """insert into cust_typed values (1, 'a', 1.5, '{"x": 1.25}', '{1,2}')""")
+    ds = changes_dataset("cust_typed")
+    try:
+        load_dataset(con, ds, Path("."), "run-1")
+        execute(conn, """insert into cust_typed values (2, 'b', 2.5, '{"x": 1.25}', '{1,2}')""")
+        load_dataset(con, ds, Path("."), "run-2")
+        assert con.execute("select distinct segment, tags from raw.cust_typed_changes").fetchall() == [
+            ('{"x": 1.25}', "{1,2}")
+        ]
+    finally:
+        execute(
+            conn,
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like '%cust_typed%'",
+        )
 
 
 def test_slot_lag_is_measured_and_checked_against_the_threshold(source, con):
@@ -274,7 +332,7 @@ def test_the_registry_checks_cdc_and_apply_changes_declarations(tmp_path):
         )
     )
     (tmp_path / "orders_current.yaml").write_text(
-        "name: orders_current\nlayer: staging\napply_changes: orders\nprimary_key: [id]\n"
+        "name: orders_current\nlayer: staging\napply_changes: orders\nprimary_key: [id]\nselect: select 1 as id\n"
     )
     (tmp_path / "orders.yaml").write_text(
         "name: orders\nsource: {type: files, format: csv, path: orders.csv}\ncolumns: [{name: id, type: INTEGER}]\n"
@@ -285,6 +343,7 @@ def test_the_registry_checks_cdc_and_apply_changes_declarations(tmp_path):
     assert "needs the table's primary_key" in messages["orders_changes"]
     assert "merged by change" in messages["orders_changes"]
     assert "'orders' is not a registered CDC dataset" in messages["orders_current"]
+    assert "apply_changes writes the select" in messages["orders_current"]
 
 
 def test_the_guides_cdc_example_runs_in_dagster(postgres, monkeypatch, tmp_path, instance):

@@ -168,10 +168,11 @@ class StepLineage:
         inputs: Mapping[dg.AssetKey, Sequence[tuple[str, str]]],
         window: DateWindow | None,
         warehouse_location,
+        timezone: str = "UTC",
     ):
         from openlineage.client.uuid import generate_new_uuid
 
-        self.context, self.settings, self.window = context, settings, window
+        self.context, self.settings, self.window, self.timezone = context, settings, window, timezone
         self.client = client_for(settings)
         self.namespace = warehouse_namespace(warehouse_location)
         self.keys = list(keys)
@@ -194,8 +195,8 @@ class StepLineage:
         }
         if self.window is not None:
             facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
-                nominalStartTime=_utc_iso(self.window.start),
-                nominalEndTime=_utc_iso(self.window.end),
+                nominalStartTime=_utc_iso(self.window.start, self.timezone),
+                nominalEndTime=_utc_iso(self.window.end, self.timezone),
             )
         if error is not None:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
@@ -315,11 +316,12 @@ class StepLineage:
             self._emit("ABORT", key)
 
 
-def _utc_iso(moment) -> str:
-    """A partition bound as an ISO 8601 UTC time: a date is its midnight."""
-    if isinstance(moment, datetime):
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{moment.isoformat()}T00:00:00Z"
+def _utc_iso(moment, timezone: str) -> str:
+    """A partition bound (wall-clock time in ``timezone``; a date is its midnight) as ISO 8601 UTC."""
+    from zoneinfo import ZoneInfo
+
+    local = moment if isinstance(moment, datetime) else datetime.combine(moment, datetime.min.time())
+    return local.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def upstream_tables(assets_def: dg.AssetsDefinition, namespace: str) -> dict[dg.AssetKey, list[tuple[str, str]]]:

@@ -243,7 +243,8 @@ def build_dataset_asset(
             if dataset.layer == "raw"
             else [(warehouse_namespace(warehouse.location), ".".join(d.path[-2:])) for d in deps]
         )
-        lineage = StepLineage(context, Settings.from_env(), [key], {key: inputs}, window, warehouse.location)
+        timezone = dataset.partitioning.timezone if dataset.partitioning else "UTC"
+        lineage = StepLineage(context, Settings.from_env(), [key], {key: inputs}, window, warehouse.location, timezone)
         lineage.start()
         try:
             yield from _run(context, landing, warehouse, window, lineage)
@@ -287,13 +288,13 @@ def build_dataset_asset(
         if lineage.errors:
             metadata["openlineage_errors"] = lineage.errors
         yield dg.MaterializeResult(metadata=metadata)
-        for outcome in outcomes:
+        for check in outcomes:
             yield dg.AssetCheckResult(
-                check_name=outcome.name,
-                passed=outcome.passed,
-                metadata=check_metadata(outcome.summary()),
-                severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
-                description=outcome.failure_line() or None,
+                check_name=check.name,
+                passed=check.passed,
+                metadata=check_metadata(check.summary()),
+                severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+                description=check.failure_line() or None,
             )
         if failed:
             where = (

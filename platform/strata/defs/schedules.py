@@ -5,7 +5,9 @@ The schedule follows the group's grain:
 * **daily**: at ``STRATA_DAILY_SCHEDULE_AT`` (UTC, default 02:00) on day T, day T-1;
 * **hourly**: every hour at ``partitioning.grace`` past the hour (default 15 min: 10:15 runs
   09:00-10:00);
-* **monthly**: on the 1st of the month, ``grace`` after midnight UTC (default 00:15), the month before.
+* **monthly**: on the 1st of the month, ``grace`` after midnight (default 00:15), the month before.
+
+Hourly and monthly schedules tick in the partitioning's timezone (its 1st, its hours).
 
 With a lookback of N partitions (the largest ``partitioning.lookback`` of the group's datasets;
 ``lookback_days`` for daily ones) the same run also covers the N partitions before it, as one
@@ -37,7 +39,7 @@ def _cron(grain: str, at: str, grace_s: int) -> tuple[str, str]:
         return f"{minute} * * * *", f"Every hour at :{minute:02d}: the previous hour"
     if grain == "monthly":
         hour, minute = divmod((grace_s // 60) % (24 * 60), 60)
-        return f"{minute} {hour} 1 * *", f"On the 1st at {hour:02d}:{minute:02d} UTC: the previous month"
+        return f"{minute} {hour} 1 * *", f"On the 1st at {hour:02d}:{minute:02d}: the previous month"
     hour, minute = (int(x) for x in at.split(":"))
     return f"{minute} {hour} * * *", f"Every day at {at} UTC: the previous day"
 
@@ -61,7 +63,8 @@ def build_partition_schedule(group_job: GroupJob, at: str) -> dg.ScheduleDefinit
     @dg.schedule(
         name=f"{group_job.job.name}_schedule",
         cron_schedule=cron,
-        execution_timezone="UTC",
+        # hourly and monthly ticks in the partitions' timezone, so that "the 1st" is theirs
+        execution_timezone="UTC" if grain == "daily" else partitions_def.timezone,
         job=group_job.job,
         description=when
         + (f" and the {lookback} {unit} before it (late data)" if lookback else "")

@@ -31,6 +31,7 @@ from strata.registry.models import (
     ReconciliationCheck,
     VolumeCheck,
     check_name,
+    duration_seconds,
     parse_type,
 )
 from strata.registry.sql import SqlProblem, parse_select, with_placeholders
@@ -56,6 +57,10 @@ COMMON_TYPES = [
 WINDOW_PLACEHOLDERS = {"date", "start", "end"}
 #: Column names Strata's loads add (:data:`strata.sources.LOAD_COLUMNS`, and the row number).
 RESERVED_COLUMNS = frozenset(LOAD_COLUMNS) | {"_source_row"} | frozenset(CDC_COLUMNS)
+#: Columns the SCD Type 2 history adds or uses (:func:`strata.registry.models.scd2_sql`).
+HISTORY_COLUMNS = frozenset(
+    {"version", "valid_from", "valid_to", "is_current", "snapshot_day", "previous_day", "next_day", "opens"}
+)
 #: Partition dates Strata accepts: Dagster's partition arithmetic overflows near year 9999.
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
@@ -169,6 +174,8 @@ def _layer(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     else:
         if ds.apply_changes is not None and ds.layer != "staging":
             yield doc.issue(("apply_changes",), "the current state of a CDC dataset is a staging dataset")
+        if ds.apply_changes is not None and isinstance(doc.data, dict) and "select" in doc.data:
+            yield doc.issue(("select",), "apply_changes writes the select: give one or the other")
         if ds.apply_changes is not None and not ds.primary_key:
             yield doc.issue(("apply_changes",), "applying changes needs the primary_key they apply to")
         elif ds.select is None:
@@ -193,6 +200,8 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             f"lookback_days counts days; {_kind(p.type)} partitioning counts partitions",
             f"lookback: {p.lookback_days}",
         )
+    if p.type == "monthly" and duration_seconds(p.grace) >= 86400:
+        yield doc.issue(("partitioning", "grace"), "a monthly run starts on the 1st: grace must be under a day")
     if p.lookback_days and p.lookback is not None:
         yield doc.issue(("partitioning", "lookback_days"), "give lookback or lookback_days, not both")
     if p.timezone not in _TIMEZONES:
@@ -268,7 +277,7 @@ def _files(doc: YamlDocument, ds: Dataset, src: FilesSource) -> Iterator[Issue]:
         yield doc.issue(loc, "the path must not leave the landing root ('..')")
     names = _placeholders(src.path)
     grain = ds.partitioning.type if ds.partitioning is not None else None
-    allowed = {"hourly": {"date", "hour"}, "daily": {"date"}, "monthly": {"month", "date"}}.get(grain or "", set())
+    allowed = {"hourly": {"date", "hour"}, "daily": {"date"}, "monthly": {"month"}}.get(grain or "", set())
     if names - {"date", "hour", "month"}:
         yield doc.issue(
             loc,
@@ -280,7 +289,7 @@ def _files(doc: YamlDocument, ds: Dataset, src: FilesSource) -> Iterator[Issue]:
         extra = ", ".join("{" + n + "}" for n in sorted(names - allowed))
         yield doc.issue(loc, f"{extra} cannot place a file in {_kind(grain)} partition", f"e.g. {example[grain]}")
     needed = {"hourly": {"date", "hour"}, "daily": {"date"}, "monthly": {"month"}}.get(grain or "", set())
-    if grain is not None and needed - names and not (grain == "monthly" and "date" in names):
+    if grain is not None and needed - names:
         yield doc.issue(
             loc,
             f"{_kind(grain)} files dataset needs {' and '.join('{' + n + '}' for n in sorted(needed))} in its path",
@@ -334,6 +343,13 @@ def _history(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
     if not names:
         yield doc.issue(("history",), "history needs the declared columns", "declare them under columns:")
         return
+    for i, column in enumerate(ds.columns):
+        if column.name in HISTORY_COLUMNS:
+            yield doc.issue(
+                ("columns", i, "name"),
+                f"'{column.name}' is a column the history adds",
+                f"rename it: {', '.join(sorted(HISTORY_COLUMNS))} are taken",
+            )
     for field, wanted in (("key", h.key), ("track", h.track)):
         for i, column in enumerate(wanted):
             if column not in names:

@@ -142,8 +142,7 @@ def _partition_of(groups: Mapping[str, str | None], grain: str) -> date | None:
     """The start of the partition a matched path names (a datetime for an hour), or None if it names none."""
     try:
         if grain == "monthly":
-            text = groups.get("month") or (groups.get("date") or "")[:7]
-            return date.fromisoformat(f"{text}-01")
+            return date.fromisoformat(f"{groups.get('month') or ''}-01")
         day = date.fromisoformat(groups.get("date") or "")
         if grain == "hourly":
             hour = int(groups.get("hour") or "")

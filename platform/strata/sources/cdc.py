@@ -96,6 +96,11 @@ class _Changes:
     def __init__(self, columns: list[str], keys: list[str]):
         self.columns, self.keys = columns, keys
         self.rows: list[dict] = []
+        self.seq = 0  # rows of the current transaction so far
+
+    def begin(self) -> None:
+        """A transaction starts: its rows are numbered from 0 (``_cdc_seq``)."""
+        self.seq = 0
 
     def add(self, op: str, image: dict, commit_lsn: int, lsn: int, seq: int, committed_at: str) -> None:
         row = {c: _text(image.get(c)) for c in self.columns}
@@ -104,22 +109,30 @@ class _Changes:
         self.rows.append(row)
 
     def change(self, message: dict, commit_lsn: int, committed_at: str) -> None:
-        """One wal2json change message (``I``, ``U`` or ``D``)."""
+        """One wal2json change message (``I``, ``U`` or ``D``).
+
+        Rows are numbered within their transaction (``_cdc_seq``): the changes of one multi-row
+        WAL record (``COPY``, a multi-insert) share their LSN, so the LSN alone would merge them
+        into one.
+        """
         lsn = lsn_number(message["lsn"])
         new = {c["name"]: c["value"] for c in message.get("columns", [])}
         old = {c["name"]: c["value"] for c in message.get("identity", [])}
         action = message["action"]
+        rows = []
         if action == "I":
-            self.add("c", new, commit_lsn, lsn, 0, committed_at)
+            rows = [("c", new)]
         elif action == "D":
-            self.add("d", old, commit_lsn, lsn, 0, committed_at)
+            rows = [("d", old)]
         elif action == "U":
             new = {**old, **new}  # an unchanged TOASTed value is only in the old row
             if old and any(old.get(k) != new.get(k) for k in self.keys):
-                self.add("d", old, commit_lsn, lsn, 0, committed_at)
-                self.add("c", new, commit_lsn, lsn, 1, committed_at)
+                rows = [("d", old), ("c", new)]
             else:
-                self.add("u", new, commit_lsn, lsn, 0, committed_at)
+                rows = [("u", new)]
+        for op, image in rows:
+            self.add(op, image, commit_lsn, lsn, self.seq, committed_at)
+            self.seq += 1
 
     def table(self) -> pa.Table:
         schema = pa.schema(
@@ -137,16 +150,19 @@ class _Changes:
 
 
 def _snapshot(pg, table: str, changes: _Changes, consistent_point: int) -> None:
-    """Every row of ``table`` as an ``r`` change at the slot's consistent point."""
+    """Every row of ``table`` as an ``r`` change at the slot's consistent point.
+
+    Each column is read as PostgreSQL's text (``::text``), the form wal2json gives the same
+    values in (arrays as ``{1,2}``, json as its text, booleans as ``true``/``false``).
+    """
+    quoted = [psycopg2.extensions.quote_ident(c, pg) for c in changes.columns]
+    relation = ".".join(psycopg2.extensions.quote_ident(p, pg) for p in table.split("."))
     with pg.cursor(name="strata_cdc_snapshot") as cur:
         cur.itersize = 50_000
-        cur.execute(
-            "select to_jsonb(t)::text, now()::text from {} as t".format(
-                ".".join(psycopg2.extensions.quote_ident(p, pg) for p in table.split("."))
-            )
-        )
-        for seq, (row, at) in enumerate(cur, start=1):
-            changes.add("r", json.loads(row, parse_float=Decimal), consistent_point, consistent_point, seq, at)
+        cur.execute(f"select {', '.join(c + '::text' for c in quoted)}, now()::text from {relation}")
+        for seq, row in enumerate(cur, start=1):
+            image = dict(zip(changes.columns, row[:-1], strict=True))
+            changes.add("r", image, consistent_point, consistent_point, seq, row[-1])
 
 
 def _raw_rows(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> int:
@@ -197,6 +213,14 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
                 action = message["action"]
                 if action == "B":
                     commit_lsn, committed_at = lsn_number(message["lsn"]), message["timestamp"]
+                    changes.begin()
+                elif action == "T":
+                    # nothing committed: the slot stays where it was, and the next run fails the same way
+                    raise SourceConfigError(
+                        f"{dataset.name}: {table} was truncated (LSN {message.get('lsn', row_lsn)}): change data "
+                        "capture cannot apply a TRUNCATE row by row. Read the table again: empty "
+                        f"raw.{dataset.name} (a first load re-creates the slot and reads the whole table)"
+                    )
                 elif action == "C":
                     end_lsn, transactions = row_lsn, transactions + 1
                 elif action in ("I", "U", "D"):
