@@ -172,3 +172,31 @@ def test_a_run_worker_under_dagster_dev_does_not_parse_the_dbt_project_again(dbt
     env = {**os.environ, "DAGSTER_IS_DEV_CLI": "1"}
     subprocess.run([sys.executable, "-W", "ignore", "-c", "import strata.definitions"], env=env, check=True)
     assert dbt_manifest.stat().st_mtime_ns == before
+
+
+def test_readers_never_see_half_a_manifest_while_the_project_is_parsed(dbt_manifest):
+    """`strata prepare` parses while runs started by a sensor, or test workers, load their
+    definitions from the manifest without a lock: they must see the old manifest or the new one,
+    never the file dbt is still writing (a lake run failed on an empty manifest in fresh-ci)."""
+    import threading
+
+    from strata.dbt_manifest import parse_project
+
+    done, reads, torn = threading.Event(), 0, []
+
+    def parse() -> None:
+        try:
+            parse_project()
+        finally:
+            done.set()
+
+    parser = threading.Thread(target=parse)
+    parser.start()
+    while not done.is_set():
+        text = dbt_manifest.read_bytes()
+        reads += 1
+        if not text.rstrip().endswith(b"}"):
+            torn.append(len(text))
+    parser.join()
+    json.loads(dbt_manifest.read_text())
+    assert reads > 100 and not torn, f"{len(torn)} of {reads} reads saw a partial manifest: {torn[:5]} bytes"

@@ -27,16 +27,22 @@ NOT_PARSED_DIRS = frozenset({"target", "logs", "dbt_packages", "dbt_internal_pac
 def parse_project(only_if_stale: bool = False) -> Path:
     """Run ``dbt parse`` on the project; return the manifest's path. dbt parse opens no database.
 
-    Holds an exclusive file lock (``target/.parse.lock``) while dbt writes ``target/``, so that
-    processes starting together (run workers, test workers) never write the manifest at once.
-    With ``only_if_stale``, a manifest that is current once the lock is held (another process
-    has just parsed) is kept.
+    Holds an exclusive file lock (``target/.parse.lock``) while dbt parses, so that processes
+    starting together (run workers, test workers) never parse at once. With ``only_if_stale``, a
+    manifest that is current once the lock is held (another process has just parsed) is kept.
+
+    dbt writes into ``target/.parse/``; ``manifest.json`` and ``partial_parse.msgpack`` then
+    replace the ones in ``target/`` by a rename. Readers take no lock (dagster-dbt reads the
+    manifest when the definitions load, dbt builds copy the partial parse), so they must never
+    see a file dbt is still writing: a run that loaded its definitions while ``strata prepare``
+    parsed failed on half a manifest.
 
     Raises:
         subprocess.CalledProcessError: the project does not parse (dbt prints why).
     """
     target = DBT_PROJECT_DIR / "target"
-    target.mkdir(exist_ok=True)
+    staging = target / ".parse"
+    staging.mkdir(parents=True, exist_ok=True)
     with (target / ".parse.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if only_if_stale and manifest_is_current(target / "manifest.json"):
@@ -49,11 +55,23 @@ def parse_project(only_if_stale: bool = False) -> Path:
                 str(DBT_PROJECT_DIR),
                 "--profiles-dir",
                 str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(staging),
                 "--quiet",
             ],
             check=True,
         )
+        for name in PUBLISHED_PARSE_FILES:
+            if (staging / name).exists():
+                partial = target / f".{name}.partial"
+                shutil.copyfile(staging / name, partial)  # the staging copy stays for the next partial parse
+                os.replace(partial, target / name)
     return target / "manifest.json"
+
+
+#: What a parse leaves in ``target/`` for others: the manifest (dagster-dbt's assets) and dbt's
+#: partial-parse state (copied by dagster-dbt into each dbt build's own target folder).
+PUBLISHED_PARSE_FILES = ("manifest.json", "partial_parse.msgpack")
 
 
 def manifest_is_current(manifest: Path, project_dir: Path = DBT_PROJECT_DIR) -> bool:

@@ -160,7 +160,8 @@ def _lineitem_state(settings) -> tuple:
 def test_a_killed_writer_leaves_the_previous_snapshot_and_the_rerun_succeeds(lake_instance):
     settings = lake_instance
     keys = ["raw/tpch_orders", "raw/tpch_lineitem"]
-    assert finish(start_run("1995-05-01", "1995-05-07", keys))[0] == 0
+    code, output = finish(start_run("1995-05-01", "1995-05-07", keys))
+    assert code == 0, output[-3000:]
     before, snapshot = _lineitem_state(settings)
 
     # the whole history of both tables: long enough to be killed while it writes its data files
