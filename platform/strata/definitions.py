@@ -40,7 +40,7 @@ from strata.defs.registry_assets import (
 from strata.defs.resources import build_resources
 from strata.defs.schedules import build_partition_schedule
 from strata.registry.loader import Registry, load_registry
-from strata.registry.models import DailyPartitioning, FilesSource, HttpSource, PostgresSource
+from strata.registry.models import FilesSource, HttpSource, Partitioning, PostgresSource
 from strata.settings import ASSETS_CONFIG_DIR, Settings
 from strata.warehouse import writer_pool
 
@@ -99,7 +99,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     ]
     start, end = daily_partitions_of_models(manifest)
     dbt_daily = daily_partitions(
-        DailyPartitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
+        Partitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
     )
     dbt_defs = build_dbt_assets(dbt_daily, chunked, pool=transform_pool)
     marts = partitioned_marts(dbt_defs)

@@ -19,7 +19,7 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
 from strata.defs.registry_assets import dataset_key
-from strata.registry.models import Dataset
+from strata.registry.models import Dataset, Partitioning
 
 
 @dataclass
@@ -41,7 +41,7 @@ class GroupJob:
     with_downstream: dict[dg.AssetKey, list[dg.AssetKey]] = field(default_factory=dict)
     partitions_def: dg.PartitionsDefinition | None = None
     lookback: int = 0
-    partitioning: object | None = None
+    partitioning: Partitioning | None = None
 
     def selection_for(self, roots: Sequence[dg.AssetKey]) -> list[dg.AssetKey]:
         """The keys a run for the changed ``roots`` materializes (sorted, no duplicates)."""

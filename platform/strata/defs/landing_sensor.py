@@ -107,7 +107,7 @@ def plan_runs(
 
 
 def _grain(gj: GroupJob) -> str:
-    return getattr(gj.partitioning, "type", "daily")
+    return gj.partitioning.type if gj.partitioning is not None else "daily"
 
 
 def build_landing_sensor(

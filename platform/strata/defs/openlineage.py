@@ -18,8 +18,7 @@ Warehouse tables are in namespace ``duckdb://<warehouse file>`` or ``ducklake://
 
 Where events go comes from :class:`strata.settings.Settings` (``STRATA_LINEAGE_*``): a JSON-lines
 file (default), an HTTP endpoint (Marquez's ``/api/v1/lineage``), the log, or nowhere. Emission
-never fails a run: an error is logged and counted (:data:`EMIT_ERRORS`, and the materialization's
-``openlineage_errors``).
+never fails a run: an error is logged and counted (the materialization's ``openlineage_errors``).
 """
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ from strata.sources import DateWindow
 log = logging.getLogger(__name__)
 
 PRODUCER = "https://github.com/strata-data/strata/tree/main/platform/strata/defs/openlineage.py"
-#: Emission errors in this process (each is also logged).
-EMIT_ERRORS = {"count": 0}
 
 
 @lru_cache(maxsize=8)
@@ -287,7 +284,6 @@ class StepLineage:
             self.client.emit(event)
         except Exception as err:  # noqa: BLE001 - lineage never fails a run
             self.errors += 1
-            EMIT_ERRORS["count"] += 1
             self.context.log.warning(f"OpenLineage {state} event for {key.to_user_string()} not sent: {err}")
 
     # ------------------------------------------------------------------ lifecycle

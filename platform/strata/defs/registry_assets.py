@@ -21,7 +21,13 @@ import dagster as dg
 
 from strata.checks.specs import check_specs
 from strata.defs.constants import WAREHOUSE_POOL
-from strata.defs.openlineage import StepLineage, outcome_from_metadata, source_datasets, warehouse_namespace
+from strata.defs.openlineage import (
+    StepLineage,
+    outcome_from_metadata,
+    source_datasets,
+    upstream_tables,
+    warehouse_namespace,
+)
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import partitions_of, window_of
 from strata.defs.quality_gate import gate
@@ -241,7 +247,7 @@ def build_dataset_asset(
         inputs = (
             source_datasets(dataset, landing.path)
             if dataset.layer == "raw"
-            else [(warehouse_namespace(warehouse.location), ".".join(d.path[-2:])) for d in deps]
+            else upstream_tables(context.assets_def, warehouse_namespace(warehouse.location))[key]
         )
         timezone = dataset.partitioning.timezone if dataset.partitioning else "UTC"
         lineage = StepLineage(context, Settings.from_env(), [key], {key: inputs}, window, warehouse.location, timezone)

@@ -54,8 +54,8 @@ def build_partition_schedule(group_job: GroupJob, at: str) -> dg.ScheduleDefinit
     partitions_def = group_job.partitions_def
     assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition), "a schedule needs a time-partitioned job"
     spec = group_job.partitioning
-    grain = getattr(spec, "type", "daily")
-    grace_s = duration_seconds(getattr(spec, "grace", "15m"))
+    assert spec is not None, "a partitioned job has its roots' partitioning"
+    grain, grace_s = spec.type, duration_seconds(spec.grace)
     cron, when = _cron(grain, at, grace_s)
     lookback = group_job.lookback
     unit = {"hourly": "hours", "daily": "days", "monthly": "months"}[grain]
@@ -102,7 +102,3 @@ def ended_partition(grain: str, tick: datetime, grace_s: int, timezone: str) -> 
         this_month = (local - timedelta(seconds=grace_s)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return (this_month - timedelta(days=1)).replace(day=1)
     return (local - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-#: The older name: every schedule was daily.
-build_daily_schedule = build_partition_schedule

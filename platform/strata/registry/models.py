@@ -292,10 +292,6 @@ class Partitioning(StrictModel):
         return self.lookback if self.lookback is not None else self.lookback_days
 
 
-#: The older name: every partitioning was daily.
-DailyPartitioning = Partitioning
-
-
 # --------------------------------------------------------------------------- checks, freshness
 
 
