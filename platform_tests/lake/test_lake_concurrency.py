@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import PROJECT_ROOT, Platform, daily_file, landing_rows, make_settings, new_lake_catalog
+from conftest import PROJECT_ROOT, daily_file, landing_rows, make_settings, new_lake_catalog
 
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
@@ -45,12 +45,16 @@ WEEKS = [
 
 
 @pytest.fixture(scope="module")
-def lake_instance(tmp_path_factory, tpch_landing, postgres):
-    """A lake, a Dagster instance in PostgreSQL with its pools set, and the snapshots loaded.
+def lake_instance(tmp_path_factory, tpch_landing, postgres, seeded_lake):
+    """A copy of the seeded lake (snapshots, dimensions and January 1995) and a Dagster instance
+    in PostgreSQL with its pools set.
 
-    Shared by this module's tests, which write different days (and one re-writes a day).
+    Shared by this module's tests, which write days outside January 1995 (and one re-writes a day).
+    The copy is the seeded lake's catalog database cloned (:func:`conftest.seeded_settings`),
+    instead of loading the snapshots again (about 100 s beside the other worker).
     """
-    catalog = new_lake_catalog(postgres)
+    template, lake_data = seeded_lake
+    catalog = new_lake_catalog(postgres, template=template)
     root = tmp_path_factory.mktemp("lake_concurrency")
     home = root / "dagster_home"
     home.mkdir()
@@ -62,7 +66,8 @@ def lake_instance(tmp_path_factory, tpch_landing, postgres):
         cur.execute(f"create database {db}")
     conn.close()
     with pytest.MonkeyPatch.context() as mp:
-        settings = make_settings(mp, root / "data", tpch_landing, catalog)
+        (root / "data").mkdir()
+        settings = make_settings(mp, root / "data", tpch_landing, catalog, lake_data)
         for name, value in {
             "DAGSTER_HOME": str(home),
             "DAGSTER_PG_HOST": postgres.host,
@@ -76,7 +81,6 @@ def lake_instance(tmp_path_factory, tpch_landing, postgres):
             pools = ["lake_transform", "lake:raw.tpch_orders", "lake:raw.tpch_lineitem"]
             for pool in pools:  # as the first run would, before four runs race to create them
                 instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
-            Platform(settings, instance).load_snapshots()
         yield settings
 
 
