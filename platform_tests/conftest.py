@@ -239,7 +239,7 @@ def seeded_lake(tmp_path_factory, tpch_landing, postgres) -> tuple[str, Path]:
     catalog = new_lake_catalog(postgres)
     with pytest.MonkeyPatch.context() as mp, strata_instance() as inst:
         _seed(Platform(make_settings(mp, data, tpch_landing, catalog), inst))
-    return _database_of(catalog), data / "lake"
+    return database_of(catalog), data / "lake"
 
 
 def seeded_settings(request, monkeypatch, tmp_path: Path, landing: Path) -> Settings:
@@ -310,6 +310,6 @@ def new_lake_catalog(server, template: str | None = None) -> str:
     return f"postgres:dbname={name} host={server.host} port={server.port} user={server.user}"
 
 
-def _database_of(catalog: str) -> str:
+def database_of(catalog: str) -> str:
     """The PostgreSQL database name in a :func:`new_lake_catalog` name."""
     return catalog.split("dbname=", 1)[1].split()[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import PROJECT_ROOT, daily_file, landing_rows, make_settings, new_lake_catalog
+from conftest import PROJECT_ROOT, daily_file, database_of, landing_rows, make_settings, new_lake_catalog
 
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.sources import DateWindow
@@ -61,7 +61,7 @@ def lake_instance(tmp_path_factory, tpch_landing, postgres, seeded_lake):
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.prod.yaml", home / "dagster.yaml")
     conn = postgres.connect()
     conn.autocommit = True
-    db = "dagster_" + catalog.split("dbname=lake_")[1].split()[0]
+    db = "dagster_" + database_of(catalog)
     with conn.cursor() as cur:
         cur.execute(f"create database {db}")
     conn.close()
