@@ -24,6 +24,11 @@ PARSED_SUFFIXES = frozenset({".sql", ".yml", ".yaml", ".csv", ".md", ".py", ".ji
 NOT_PARSED_DIRS = frozenset({"target", "logs", "dbt_packages", "dbt_internal_packages"})
 
 
+#: What a parse leaves in ``target/`` for others: the manifest (dagster-dbt's assets) and dbt's
+#: partial-parse state (copied by dagster-dbt into each dbt build's own target folder).
+PUBLISHED_PARSE_FILES = ("manifest.json", "partial_parse.msgpack")
+
+
 def parse_project(only_if_stale: bool = False) -> Path:
     """Run ``dbt parse`` on the project; return the manifest's path. dbt parse opens no database.
 
@@ -34,8 +39,8 @@ def parse_project(only_if_stale: bool = False) -> Path:
     dbt writes into ``target/.parse/``; ``manifest.json`` and ``partial_parse.msgpack`` then
     replace the ones in ``target/`` by a rename. Readers take no lock (dagster-dbt reads the
     manifest when the definitions load, dbt builds copy the partial parse), so they must never
-    see a file dbt is still writing: a run that loaded its definitions while ``strata prepare``
-    parsed failed on half a manifest.
+    see a file dbt is still writing: dbt truncates, then writes, and a reader in between gets an
+    empty manifest (``test_readers_never_see_half_a_manifest_while_the_project_is_parsed``).
 
     Raises:
         subprocess.CalledProcessError: the project does not parse (dbt prints why).
@@ -67,11 +72,6 @@ def parse_project(only_if_stale: bool = False) -> Path:
                 shutil.copyfile(staging / name, partial)  # the staging copy stays for the next partial parse
                 os.replace(partial, target / name)
     return target / "manifest.json"
-
-
-#: What a parse leaves in ``target/`` for others: the manifest (dagster-dbt's assets) and dbt's
-#: partial-parse state (copied by dagster-dbt into each dbt build's own target folder).
-PUBLISHED_PARSE_FILES = ("manifest.json", "partial_parse.msgpack")
 
 
 def manifest_is_current(manifest: Path, project_dir: Path = DBT_PROJECT_DIR) -> bool:
