@@ -177,7 +177,7 @@ def test_a_run_worker_under_dagster_dev_does_not_parse_the_dbt_project_again(dbt
 def test_readers_never_see_half_a_manifest_while_the_project_is_parsed(dbt_manifest):
     """`strata prepare` parses while runs started by a sensor, or test workers, load their
     definitions from the manifest without a lock: they must see the old manifest or the new one,
-    never the file dbt is still writing (a lake run failed on an empty manifest in fresh-ci)."""
+    never the file dbt is still writing (the most likely cause of a lake run that failed in fresh-ci)."""
     import threading
 
     from strata.dbt_manifest import parse_project
