@@ -313,3 +313,8 @@ def new_lake_catalog(server, template: str | None = None) -> str:
 def database_of(catalog: str) -> str:
     """The PostgreSQL database name in a :func:`new_lake_catalog` name."""
     return catalog.split("dbname=", 1)[1].split()[0]
+
+
+def by_value(mapping: dict) -> dict:
+    """``{partition: v}`` (a load report's, a check's) as ``{partition value: v}``: a date per day, an instant per hour."""
+    return {getattr(k, "value", k): v for k, v in mapping.items()}

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import Platform, copy_of, daily_file, make_settings, strata_instance
 
+from strata.partition_window import PartitionWindow
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.settings import ASSETS_CONFIG_DIR
-from strata.sources import DateWindow
 
 DAY = "1995-01-10"
 ORDERS = dg.AssetKey(["raw", "tpch_orders"])
@@ -83,7 +83,7 @@ def test_the_lookback_corrects_a_day_whose_file_came_late(monkeypatch, tmp_path,
         pq.write_table(early, orders)
         pq.write_table(full_lines.filter([k in keep for k in full_lines.column("l_orderkey").to_pylist()]), lines)
         assert platform.materialize(platform.keys(partitioned=True), partition=DAY).success
-        window = DateWindow(date(1995, 1, 10), date(1995, 1, 11))
+        window = PartitionWindow.from_dates("daily", "UTC", date(1995, 1, 10), date(1995, 1, 11))
 
         pq.write_table(full_orders, orders)  # the late rows arrive
         pq.write_table(full_lines, lines)

@@ -16,9 +16,9 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
 
+from strata.partition_window import PartitionWindow
 from strata.reconcile.tpch import tpch_datasets, verify
 from strata.settings import PROJECT_ROOT
-from strata.sources import DateWindow
 
 LAUNCH = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } } }"""
@@ -105,7 +105,7 @@ def test_partition_range_backfill_is_one_run_of_raw_and_dbt(ui):
         tpch_datasets(),
         settings.landing_dir,
         settings.warehouse_path,
-        DateWindow(date(1997, 2, 1), date(1997, 2, 11)),
+        PartitionWindow.from_dates("daily", "UTC", date(1997, 2, 1), date(1997, 2, 11)),
     )
     assert report.ok, [str(m) for m in report.mismatches]
 
@@ -135,7 +135,7 @@ def test_backfill_of_every_asset_orders_facts_after_dimensions(ui):
         tpch_datasets(),
         settings.landing_dir,
         settings.warehouse_path,
-        DateWindow(date(1992, 1, 1), date(1992, 1, 4)),
+        PartitionWindow.from_dates("daily", "UTC", date(1992, 1, 1), date(1992, 1, 4)),
     )
     assert report.ok, [str(m) for m in report.mismatches]
 

@@ -77,12 +77,18 @@ def test_direct_load_raises_named_errors(tmp_path, tpch_landing):
     from datetime import date
 
     from strata.loading import load_dataset
+    from strata.partition_window import PartitionWindow
     from strata.reconcile.tpch import tpch_datasets
-    from strata.sources import DateWindow
 
     orders = next(d for d in tpch_datasets() if d.name == "tpch_orders")
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     with pytest.raises(MissingSourceFileError) as info:
-        load_dataset(con, orders, tpch_landing, "r1", DateWindow(date(1998, 8, 2), date(1998, 8, 4)))
+        load_dataset(
+            con,
+            orders,
+            tpch_landing,
+            "r1",
+            PartitionWindow.from_dates("daily", "UTC", date(1998, 8, 2), date(1998, 8, 4)),
+        )
     assert info.value.paths == [tpch_landing / "tpch/orders/orders_1998-08-03.parquet"]
     assert not warehouse.table_exists(con, "raw.tpch_orders")

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
-from conftest import Platform, make_settings
+from conftest import Platform, by_value, make_settings
 from registry.test_registry_assets import guide_block
 
 from strata.defs.schedules import ended_partition
@@ -52,8 +52,10 @@ def test_an_hourly_feed_runs_hour_by_hour_through_a_daily_mart(web):
     assert not freshness.passed and freshness.severity == dg.AssetCheckSeverity.WARN
     assert freshness.metadata["dagster/freshness_params"].data["deadline_cron"] == "30 * * * *"
     expected = {h: n for h, n in expected_views(START, 30).items() if first <= h < day + timedelta(days=1)}
-    loaded = dict(web.query("select _partition_date, count(*) from raw.web_page_views group by 1 order by 1"))
-    assert loaded == expected  # per hour, keyed by the hour's start (a TIMESTAMP)
+    loaded = dict(
+        web.query("select timezone('UTC', _partition_date), count(*) from raw.web_page_views group by 1 order by 1")
+    )
+    assert loaded == expected  # per hour, keyed by the hour's start (a TIMESTAMPTZ)
     assert web.query("select count(*) from quarantine.web_page_views") == [(0,)]
     # checks judge each hour: one volume result per hour; with 24 hours behind it, every hour of
     # the second day is within 300% of its trailing median (the first day's early hours had none)
@@ -101,10 +103,10 @@ def test_the_hourly_schedule_runs_the_previous_hour_with_its_lookback(web):
     after = dg.build_schedule_context(scheduled_execution_time=datetime(2024, 6, 2, 0, 10, tzinfo=UTC))
     assert schedule.evaluate_tick(after).skip_message.startswith("2024-06-01-23:00 is not a partition")
     # monthly and daily ticks: the month and the day that ended
-    assert ended_partition("monthly", datetime(2024, 6, 1, 0, 15, tzinfo=UTC), 900, "UTC").date() == date(2024, 5, 1)
-    assert ended_partition("daily", datetime(2024, 6, 1, 2, 0, tzinfo=UTC), 0, "UTC").date() == date(2024, 5, 31)
+    assert ended_partition("monthly", datetime(2024, 6, 1, 0, 15, tzinfo=UTC), 900, "UTC").key == "2024-05-01"
+    assert ended_partition("daily", datetime(2024, 6, 1, 2, 0, tzinfo=UTC), 0, "UTC").key == "2024-05-31"
     # a partitioning's timezone: 10:10 UTC is 12:10 in Amsterdam (CEST)
-    assert ended_partition("hourly", tick, 600, "Europe/Amsterdam").hour == 11
+    assert ended_partition("hourly", tick, 600, "Europe/Amsterdam").key == "2024-05-07-11:00"
 
 
 def test_a_view_outside_its_files_hour_is_quarantined(web):
@@ -148,7 +150,7 @@ def test_a_monthly_dataset_loads_a_month_per_partition(tmp_path):
 
     from strata.defs.partitions import partitions_of
     from strata.loading import load_dataset
-    from strata.sources import DateWindow
+    from strata.partition_window import PartitionWindow
 
     config = tmp_path / "config"
     config.mkdir()
@@ -172,8 +174,14 @@ def test_a_monthly_dataset_loads_a_month_per_partition(tmp_path):
     (tmp_path / "bills").mkdir()
     (tmp_path / "bills" / "2024-05.csv").write_text("bill_id,billed_on\n1,2024-05-01\n2,2024-05-31\n3,2024-06-01\n")
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        report = load_dataset(con, bills, tmp_path, "run", DateWindow(date(2024, 5, 1), date(2024, 6, 1), "monthly"))
-        assert report.rows_by_partition == {date(2024, 5, 1): 2} and report.rows_quarantined == 1
+        report = load_dataset(
+            con,
+            bills,
+            tmp_path,
+            "run",
+            PartitionWindow.from_dates("monthly", "UTC", date(2024, 5, 1), date(2024, 6, 1)),
+        )
+        assert by_value(report.rows_by_partition) == {date(2024, 5, 1): 2} and report.rows_quarantined == 1
         assert con.execute("select distinct _partition_date from raw.bills").fetchall() == [(date(2024, 5, 1),)]
         assert con.execute("select _reason from quarantine.bills").fetchall()[0][0].startswith("partition on billed_on")
 

@@ -116,13 +116,13 @@ def verify(start, end) -> None:
     Without --start/--end, everything in the landing zone. Prints every mismatch and exits 1 if
     there is any.
     """
+    from strata.partition_window import PartitionWindow
     from strata.reconcile.tpch import tpch_datasets
     from strata.reconcile.tpch import verify as run_verify
-    from strata.sources import DateWindow
 
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
-    window = DateWindow(start.date(), end.date()) if start else None
+    window = PartitionWindow.from_dates("daily", "UTC", start.date(), end.date()) if start else None
     import logging
 
     import duckdb

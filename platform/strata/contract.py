@@ -6,8 +6,10 @@ Row-level rules (each gives ``rule|column|detail`` for a failing row, else NULL)
   text: ``1e3`` or ``1.7`` are not integers; thousands separators only with the CSV option);
 * ``not_null``: a missing value in a column declared ``nullable: false`` or in the primary key;
 * ``range``, ``accepted_values``, ``pattern``: the column's declared rules;
-* ``partition``: the partition column falls outside the run's window (for files: not the day of
-  the file the row came from);
+* ``partition``: the partition column falls outside the run's window (for files: outside the
+  partition of the file the row came from). A TIMESTAMPTZ is an instant; a TIMESTAMP is wall-clock
+  time in the partitioning's zone, so a time of a repeated hour (a fall clock change) belongs to
+  either of its files, and one in a skipped hour (spring) to none (:mod:`strata.partition_window`);
 * ``duplicate_key``: the primary key appears earlier in the batch (the first occurrence, by origin
   and row number, is kept) or already belongs to rows outside the part being replaced.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 
+from strata.partition_window import PartitionWindow, column_kind
 from strata.registry.models import Column, CsvOptions, Dataset
 from strata.warehouse import literal, quote
 
@@ -49,8 +52,18 @@ def typed_name(column: str) -> str:
     return quote(TYPED_PREFIX + column)
 
 
-def typed_expr(column: Column, source_type: str, csv: CsvOptions | None) -> str:
-    """SQL converting the source value of ``column`` to its declared type; NULL when it does not convert."""
+#: Text that ends in a UTC offset after a time of day (``2010-03-14T03:00:00-07:00``, ``...Z``).
+OFFSET_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?\s*([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)\s*$"
+
+
+def typed_expr(column: Column, source_type: str, csv: CsvOptions | None, timezone: str = "UTC") -> str:
+    """SQL converting the source value of ``column`` to its declared type; NULL when it does not convert.
+
+    A ``TIMESTAMP`` is wall-clock time in ``timezone`` (the partitioning's): a text value written with
+    a UTC offset (``2010-03-14T03:00:00-07:00``) is converted to that wall clock, where DuckDB's cast
+    would keep the written clock and drop the offset. A ``TIMESTAMPTZ`` text without an offset is read
+    in the connection's ``TimeZone``, which the load sets to ``timezone``.
+    """
     col = quote(column.name)
     kind = column.sql_type
     text_source = source_type.upper() == "VARCHAR"
@@ -69,7 +82,20 @@ def typed_expr(column: Column, source_type: str, csv: CsvOptions | None) -> str:
     cast = f"try_cast({value} as {column.sql_type})"
     if text_source and kind in INTEGER_TYPES:
         return f"case when regexp_full_match(trim({value}), '[+-]?[0-9]+') then {cast} end"
+    if text_source and _is_wall_clock(kind):
+        instant = f"try_cast({value} as timestamptz)"
+        return (
+            f"case when regexp_matches({value}, {literal(OFFSET_PATTERN)}) "
+            f"then try_cast(timezone({literal(timezone)}, {instant}) as {column.sql_type}) else {cast} end"
+        )
     return cast
+
+
+def _is_wall_clock(sql_type: str) -> bool:
+    try:
+        return column_kind(sql_type) == "timestamp"
+    except ValueError:
+        return False
 
 
 def _sql_value(value: object) -> str:
@@ -145,22 +171,29 @@ def column_rules(dataset: Dataset, typed: Callable[[str], str] = typed_name) -> 
     return rules
 
 
-def partition_rule(column: str, window, file_partition: str | None) -> str:
-    """Rows whose partition column is outside the window ``[start, end)`` or (files) not their file's partition.
+def partition_rule(column: str, sql_type: str, window: PartitionWindow, bounds: tuple[str, ...] = ()) -> str:
+    """Rows whose partition column (declared ``sql_type``) is outside the window, or outside their file's partition.
 
-    ``window`` is a :class:`strata.sources.DateWindow`: a row's partition is the hour, day or
-    month its value falls in.
+    ``bounds`` (files) are the row's columns ``(start, end, wall start, wall end, key)`` of its file's
+    partition (:attr:`strata.sources.Extract.bounds_columns`): a TIMESTAMPTZ must fall in
+    ``[start, end)``, a TIMESTAMP or DATE in the nominal wall-clock ``[wall start, wall end)``.
+    Without them, the value must fall in ``window`` (:meth:`PartitionWindow.predicate`).
     """
-    value = window.partition_sql(typed_name(column))
-    outside = f"{value} < {window.literal(window.start)} or {value} >= {window.literal(window.end)}"
-    if file_partition:
-        outside += f" or {value} <> {file_partition}"
-    return _failure(
-        "partition",
-        column,
-        f"{quote(column)} is not null and ({outside})",
-        f"{value}::varchar || ' is outside the partition'",
-    )
+    kind = column_kind(sql_type)
+    value = typed_name(column)
+    if bounds:
+        start, end, wall_start, wall_end, key = bounds
+        if kind == "timestamptz":
+            outside = f"{value} < {start} or {value} >= {end}"
+        elif kind == "timestamp":
+            outside = f"{value} < {wall_start} or {value} >= {wall_end}"
+        else:
+            outside = f"{value} < cast({wall_start} as date) or {value} >= cast({wall_end} as date)"
+        detail = f"{value}::varchar || ' is outside its file''s partition ' || {key}"
+    else:
+        outside = f"not ({window.predicate(value, kind)})"
+        detail = f"{value}::varchar || {literal(' is outside the partitions ' + window.describe())}"
+    return _failure("partition", column, f"{quote(column)} is not null and ({outside})", detail)
 
 
 DUPLICATE_RANK = "__duplicate_rank"

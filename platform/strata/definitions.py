@@ -102,7 +102,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
         Partitioning(start=date.fromisoformat(start), end=date.fromisoformat(end) if end else None)
     )
     dbt_defs = build_dbt_assets(dbt_daily, chunked, pool=transform_pool)
-    marts = partitioned_marts(dbt_defs)
+    marts = partitioned_marts(assets + dbt_defs)
     if marts:
         dbt_defs.append(build_publish_asset(marts, pool=transform_pool))
     fresh = freshness_checks(registry)

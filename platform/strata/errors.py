@@ -91,20 +91,6 @@ class ContractError(StrataError):
         )
 
 
-class RowError(StrataError):
-    """Rows that break the dataset's contract: a value that does not convert, a date outside the window.
-
-    The message gives examples naming the column, the value and where the row came from.
-    """
-
-    def __init__(self, dataset: str, problem: str, examples: list[str]):
-        self.dataset = dataset
-        self.problem = problem
-        self.examples = examples
-        shown = "\n  ".join(examples[:10])
-        super().__init__(f"{dataset}: {problem}. Nothing was loaded. Examples:\n  {shown}")
-
-
 class BlockedByChecksError(StrataError):
     """An asset was asked to build on partitions whose upstream failed a blocking check.
 
@@ -137,4 +123,29 @@ class BlockingChecksFailedError(StrataError):
         super().__init__(
             f"{asset}: {len(self.lines)} blocking check(s) failed:\n  {shown}\n"
             + (where or "The check's metadata in the UI lists the failing partitions (up to 20) with details.")
+        )
+
+
+class PartitionsSkippedError(StrataError):
+    """A step built part of its window and left the other partitions as they were.
+
+    Raised after the built partitions are recorded, so that the run fails and names what is left:
+    partitions whose upstream partitions are not all materialized (an hour of the day missing) or
+    failed a blocking check.
+
+    Attributes:
+        asset: the asset key (``marts/temps_daily``).
+        reasons: ``{partition key: why it was skipped}``.
+    """
+
+    def __init__(self, asset: str, built: int, total: int, reasons: dict[str, str]):
+        self.asset = asset
+        self.reasons = dict(reasons)
+        shown = "\n  ".join(f"{key}: {why}" for key, why in list(self.reasons.items())[:20])
+        more = f"\n  ... and {len(self.reasons) - 20} more" if len(self.reasons) > 20 else ""
+        super().__init__(
+            f"{asset}: built {built} of {total} partition(s); {len(self.reasons)} skipped, left as they were:\n"
+            f"  {shown}{more}\n"
+            "Materialize (or fix) the upstream partitions named; each skipped partition builds once they are in "
+            "and pass their checks (automation rebuilds it, or re-run it)."
         )

@@ -5,7 +5,9 @@ plus load columns prefixed ``_``:
 
 * the origin of each row: ``_source_file`` (files, relative to the landing root),
   ``_source_page`` (HTTP: the page's URL) or ``_source_table`` (Postgres);
-* ``_partition_date`` (DATE): the partition the row was loaded for (partitioned datasets);
+* ``_partition_date``: the partition the row was loaded for (partitioned datasets): its local date
+  (DATE) for days and months, its start (TIMESTAMPTZ) for hours
+  (:attr:`strata.partition_window.Partition.value`);
 * ``_loaded_at`` (TIMESTAMP WITH TIME ZONE): when the load transaction ran;
 * ``_run_id`` (VARCHAR): the Dagster run (or other caller) that loaded it.
 
@@ -15,25 +17,29 @@ again replaces its own rows) and ``merge`` (upsert by primary key; unchanged row
 are). So every load is idempotent, and a failure leaves the previous state.
 
 SQL-derived datasets (staging, mart) run their SELECT, restricted to the window when partitioned.
+
+Every window is a :class:`strata.partition_window.PartitionWindow`: the partitions as instants in
+the partitioning's zone, rendered as SQL by it alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from strata import contract, warehouse
 from strata.errors import ContractError, ReservedColumnError
+from strata.partition_window import Partition, PartitionWindow, column_kind
 from strata.registry.models import Dataset, FilesSource, PostgresSource
 from strata.registry.sql import sandboxed
-from strata.sources import LOAD_COLUMNS, PARTITION_COLUMN, VOLATILE_LOAD_COLUMNS, DateWindow, Extract
+from strata.sources import LOAD_COLUMNS, PARTITION_COLUMN, VOLATILE_LOAD_COLUMNS, Extract
 from strata.sources import files as files_source
 
 __all__ = [
-    "DateWindow",
     "LoadReport",
     "load_dataset",
     "build_derived",
@@ -46,25 +52,30 @@ __all__ = [
 class LoadReport:
     """What a load did. Counts are rows.
 
-    ``rows_by_partition`` maps each partition date of the window to its rows after the load;
-    ``metadata`` carries source facts (files, pages, high-water mark ...).
+    ``rows_by_partition`` maps each partition of the window to its rows after the load;
+    ``read_by_partition`` and ``quarantined_by_partition`` to the rows read and quarantined by this
+    load; ``skipped`` lists the partitions a SQL-derived build left as they were (see
+    :func:`build_derived`); ``metadata`` carries source facts (files, pages, high-water mark ...).
     """
 
     dataset: str
     table: str
     rows_read: int
     rows_written: int
-    rows_by_partition: dict[date, int] = field(default_factory=dict)
+    rows_by_partition: dict[Partition, int] = field(default_factory=dict)
     table_rows: int | None = None
     rows_quarantined: int = 0
     rows_passed: int = 0
-    read_by_partition: dict[date, int] = field(default_factory=dict)
-    quarantined_by_partition: dict[date, int] = field(default_factory=dict)
+    read_by_partition: dict[Partition, int] = field(default_factory=dict)
+    quarantined_by_partition: dict[Partition, int] = field(default_factory=dict)
+    skipped: list[Partition] = field(default_factory=list)
     new_columns: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
 
 
-def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None) -> Extract:
+def extract(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: PartitionWindow | None
+) -> Extract:
     """Read ``dataset``'s source for ``window`` (or whole) into something DuckDB can select from."""
     source = dataset.source
     if isinstance(source, FilesSource):
@@ -87,7 +98,7 @@ def load_dataset(
     dataset: Dataset,
     landing_root: Path,
     run_id: str,
-    window: DateWindow | None = None,
+    window: PartitionWindow | None = None,
 ) -> LoadReport:
     """Load raw ``dataset`` into ``raw.<name>``: the partitions of ``window``, or all of it.
 
@@ -143,7 +154,7 @@ def _source_types(con: duckdb.DuckDBPyConnection, dataset: Dataset, ex: Extract)
             ``_loaded_at`` ...): it would be confused with Strata's own.
     """
     described = con.execute(f"describe select * from {ex.relation}", ex.params).fetchall()
-    own = {ex.origin_column, ex.partition_column, ex.row_column, *ex.load_columns}
+    own = {ex.origin_column, ex.partition_column, ex.row_column, *ex.load_columns, *ex.bounds_columns}
     names = [row[0] for row in described]
     reserved = set(LOAD_COLUMNS) | {ex.row_column}
     # DuckDB renames a duplicate in a subquery (our _partition_date beside the source's becomes
@@ -160,11 +171,13 @@ def _origin_with(ex: Extract, column: str) -> str:
     return ", ".join(found[:3]) or "the source"
 
 
-def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]) -> None:
+def _validate(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None, source_types: dict[str, str]) -> None:
     """Materialize the source with typed copies of the declared columns and each row's rule failures."""
     csv = dataset.source.csv if isinstance(dataset.source, FilesSource) else None
+    timezone = dataset.partitioning.timezone if dataset.partitioning else "UTC"
     typed = [
-        f"{contract.typed_expr(c, source_types[c.name], csv)} as {contract.typed_name(c.name)}" for c in dataset.columns
+        f"{contract.typed_expr(c, source_types[c.name], csv, timezone)} as {contract.typed_name(c.name)}"
+        for c in dataset.columns
     ]
     order = f"{warehouse.quote(ex.origin_column)}, {warehouse.quote(ex.row_column)}"
     # a CDC table has many changes per key: its primary key names the row the changes apply to
@@ -172,8 +185,9 @@ def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, sou
     rank = f", {contract.duplicate_rank(keys, order)} as {contract.DUPLICATE_RANK}" if keys else ""
     rules = contract.column_rules(dataset)
     column = dataset.partitioning.column if dataset.partitioning else None
-    if window is not None and column and dataset.column(column):
-        rules.append(contract.partition_rule(column, window, ex.partition_column))
+    declared = dataset.column(column) if column else None
+    if window is not None and declared is not None:
+        rules.append(contract.partition_rule(declared.name, declared.sql_type, window, ex.bounds_columns))
     rules += contract.duplicate_rules(keys, _existing_keys(con, dataset, ex, window) if keys else None)
     checks = "list_filter([" + ", ".join(rules) + "], lambda x: x is not null)" if rules else "[]::varchar[]"
     inner = f"select src.*{''.join(', ' + t for t in typed)}{rank} from {ex.relation} as src"
@@ -183,32 +197,36 @@ def _validate(con, dataset: Dataset, ex: Extract, window: DateWindow | None, sou
     ).fetchall()
 
 
-def _existing_keys(con, dataset: Dataset, ex: Extract, window: DateWindow | None) -> str | None:
+def _existing_keys(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None) -> str | None:
     """Primary keys already loaded outside the part this load replaces (overwrite and append only)."""
     if not dataset.primary_key or not warehouse.table_exists(con, dataset.table):
         return None
     keys = ", ".join(warehouse.quote(k) for k in dataset.primary_key)
     table = warehouse.qualified(dataset.table)
     if dataset.load_strategy == "overwrite_partition" and window is not None:
-        return (
-            f"(select {keys} from {table} where not ({PARTITION_COLUMN} >= {window.literal(window.start)} "
-            f"and {PARTITION_COLUMN} < {window.literal(window.end)}))"
-        )
+        return f"(select {keys} from {table} where not ({_window_predicate(con, dataset.table, window)}))"
     if dataset.load_strategy == "append":
         origin = warehouse.quote(ex.origin_column)
         return f"(select {keys} from {table} where {origin} not in (select {origin} from {ex.relation}))"
     return None
 
 
-def _partition_sql(dataset: Dataset, ex: Extract, window: DateWindow | None) -> str:
+def _window_predicate(con, table: str, window: PartitionWindow) -> str:
+    """The window over ``table``'s ``_partition_date``, read as the type the table has it in."""
+    return window.predicate(PARTITION_COLUMN, warehouse.column_kind_of(con, table, PARTITION_COLUMN))
+
+
+def _partition_sql(dataset: Dataset, ex: Extract, window: PartitionWindow | None) -> str:
+    """Each row's :attr:`Partition.value`: its file's, or its partition column's."""
     if window is None:
         return "null::date"
     if ex.partition_column:
-        return f"{ex.partition_column}::{window.sql_type}"
-    return window.partition_sql(contract.typed_name(dataset.partitioning.column))  # type: ignore[union-attr]
+        return f"{ex.partition_column}::{window.value_type}"
+    column = dataset.column(dataset.partitioning.column)  # type: ignore[union-attr,arg-type]
+    return window.partition_sql(contract.typed_name(column.name), column_kind(column.sql_type))  # type: ignore[union-attr]
 
 
-def _raw_select(dataset: Dataset, ex: Extract, window: DateWindow | None, source_types: dict[str, str]) -> str:
+def _raw_select(dataset: Dataset, ex: Extract, window: PartitionWindow | None, source_types: dict[str, str]) -> str:
     """SELECT of the rows that pass every rule: source columns (declared ones typed) and load columns."""
     exprs = [
         f"{contract.typed_name(c)} as {warehouse.quote(c)}" if dataset.column(c) else warehouse.quote(c)
@@ -262,7 +280,7 @@ def _write_quarantine(con, dataset: Dataset, ex: Extract, window, source_types: 
     warehouse.create_like(con, table, select, all_params)
     strategy = dataset.load_strategy
     if strategy == "overwrite_partition" and window is not None:
-        warehouse.delete_where(con, table, warehouse.window_predicate("_partition_date"), [window.start, window.end])
+        warehouse.delete_where(con, table, _window_predicate(con, table, window))
     elif strategy == "replace":
         warehouse.delete_where(con, table, "true")
     elif strategy == "append":
@@ -272,7 +290,7 @@ def _write_quarantine(con, dataset: Dataset, ex: Extract, window, source_types: 
     warehouse.insert_by_name(con, table, select, all_params)
 
 
-def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, written: int) -> LoadReport:
+def _report(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None, written: int) -> LoadReport:
     """Rows read, loaded and quarantined, per partition of the window (or in total)."""
     partition = _partition_sql(dataset, ex, window)
     rows = con.execute(
@@ -293,18 +311,27 @@ def _report(con, dataset: Dataset, ex: Extract, window: DateWindow | None, writt
     report.rows_quarantined = sum(quarantined.values())
     report.rows_passed = sum(loaded.values())
     if window is not None:
-        days = window.days()
-        report.quarantined_by_partition = {d: quarantined.get(d, 0) for d in days}
-        report.read_by_partition = {d: read.get(d, 0) for d in days}
+        report.quarantined_by_partition = _by_partition(window, quarantined)
+        report.read_by_partition = _by_partition(window, read)
     _count(con, report, PARTITION_COLUMN, window)
     return report
 
 
-def _count(con: duckdb.DuckDBPyConnection, report: LoadReport, column: str, window: DateWindow | None) -> None:
+def _by_partition(window: PartitionWindow, by_value: dict) -> dict[Partition, int]:
+    """``{partition value: n}`` (as SQL returns values) as ``{partition: n}`` for every partition of ``window``."""
+    out = dict.fromkeys(window.partitions, 0)
+    for value, n in by_value.items():
+        partition = value if isinstance(value, Partition) else window.partition_of_value(value)
+        if partition is not None:
+            out[partition] += n
+    return out
+
+
+def _count(con: duckdb.DuckDBPyConnection, report: LoadReport, column: str, window: PartitionWindow | None) -> None:
     """Fill in the rows per partition of the window, or the table's row count."""
     if window is not None:
-        counts = warehouse.rows_per_partition(con, report.table, column, window.start, window.end, window.grain)
-        report.rows_by_partition = {day: counts.get(day, 0) for day in window.days()}
+        counts = warehouse.rows_per_partition(con, report.table, column, window)
+        report.rows_by_partition = {p: counts.get(p, 0) for p in window.partitions}
     else:
         report.table_rows = con.execute(f"select count(*) from {warehouse.qualified(report.table)}").fetchall()[0][0]
 
@@ -325,7 +352,7 @@ def _origin_text(con: duckdb.DuckDBPyConnection, ex: Extract) -> str:
 
 
 def _write(
-    con, dataset: Dataset, select_sql: str, params: list, window: DateWindow | None, ex: Extract
+    con, dataset: Dataset, select_sql: str, params: list, window: PartitionWindow | None, ex: Extract
 ) -> tuple[int, dict]:
     """Write the passing rows by the dataset's load strategy (inside the caller's transaction)."""
     strategy, table = dataset.load_strategy, dataset.table
@@ -334,7 +361,7 @@ def _write(
     warehouse.create_like(con, table, select_sql, params)
     if strategy == "overwrite_partition":
         assert window is not None
-        warehouse.delete_where(con, table, warehouse.window_predicate(PARTITION_COLUMN), [window.start, window.end])
+        warehouse.delete_where(con, table, _window_predicate(con, table, window))
         return warehouse.insert_by_name(con, table, select_sql, params), {}
     if strategy == "append":
         origin = warehouse.quote(ex.origin_column)
@@ -356,11 +383,25 @@ def _write(
     return inserted + updated, extra
 
 
-def build_derived(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None = None) -> LoadReport:
+#: The column a dataset that builds incomplete partitions (``partitioning.incomplete: publish``)
+#: adds: false on the rows of a partition built while some of its upstream partitions were missing.
+COMPLETE_COLUMN = "_complete"
+
+
+def build_derived(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    window: PartitionWindow | None = None,
+    skip: Sequence[Partition] = (),
+    incomplete: Sequence[Partition] = (),
+) -> LoadReport:
     """Materialize SQL-derived ``dataset`` (its SELECT) into ``<schema>.<name>``.
 
-    Partitioned datasets replace the window's rows (by their partition column); others replace
-    the table, or merge by primary key.
+    Partitioned datasets replace the window's rows (placed by their partition column, read by its
+    type: :meth:`PartitionWindow.predicate`) except those of the partitions in ``skip``, which stay
+    as they were; others replace the table, or merge by primary key. With
+    ``partitioning.incomplete: publish`` the table has a BOOLEAN column :data:`COMPLETE_COLUMN`,
+    false on the rows of the partitions in ``incomplete``.
 
     The SELECT runs as sqlglot parsed it, after :mod:`strata.registry.sql_policy` accepted it
     (:func:`strata.registry.sql.sandboxed`); run it on a sandboxed connection
@@ -371,26 +412,38 @@ def build_derived(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: Date
         duckdb.Error: the SELECT failed (the table is unchanged).
     """
     select_sql = f"select * from ({sandboxed(dataset.select)}) as q"  # type: ignore[arg-type]
-    if window is not None:
-        column = warehouse.quote(dataset.partitioning.column)  # type: ignore[union-attr]
-        select_sql += f" where {column} >= ? and {column} < ?"
-    params = [window.start, window.end] if window is not None else []
     strategy = dataset.load_strategy
-    if strategy == "overwrite_partition" and window is not None:
-        rows = warehouse.replace_window(
-            con,
-            dataset.table,
-            select_sql,
-            dataset.partitioning.column,  # type: ignore[union-attr]
-            window.start,
-            window.end,
-            params,
-        )
-    elif strategy == "merge":
-        inserted, updated = warehouse.merge(con, dataset.table, select_sql, dataset.primary_key, params)
+    if window is None:
+        if strategy == "merge":
+            inserted, updated = warehouse.merge(con, dataset.table, select_sql, dataset.primary_key)
+            rows = inserted + updated
+        else:
+            rows = warehouse.replace_table(con, dataset.table, select_sql)
+        report = LoadReport(dataset.name, dataset.table, rows, rows)
+        _count(con, report, "", None)
+        return report
+    spec = dataset.partitioning
+    assert spec is not None and spec.column is not None, "a partitioned SQL dataset has a partition column"
+    column = warehouse.quote(spec.column)
+    described = dict((r[0], r[1]) for r in con.execute(f"describe {select_sql}").fetchall())
+    kind = column_kind(described[spec.column])
+
+    def within(partitions: Sequence[Partition]) -> str:
+        return " or ".join(f"({p.window().predicate(column, kind)})" for p in partitions)
+
+    selected = window.predicate(column, kind) + "".join(
+        f" and not ({p.window().predicate(column, kind)})" for p in skip
+    )
+    if spec.incomplete == "publish":
+        flag = f"not ({within(incomplete)})" if incomplete else "true"
+        select_sql = f"select *, ({flag}) as {COMPLETE_COLUMN} from ({select_sql}) as built"
+    select_sql = f"select * from ({select_sql}) as windowed where {selected}"
+    if strategy == "merge":
+        inserted, updated = warehouse.merge(con, dataset.table, select_sql, dataset.primary_key)
         rows = inserted + updated
     else:
-        rows = warehouse.replace_table(con, dataset.table, select_sql, params)
+        rows = warehouse.replace_window(con, dataset.table, select_sql, selected)
     report = LoadReport(dataset.name, dataset.table, rows, rows)
-    _count(con, report, dataset.partitioning.column if window is not None else "", window)  # type: ignore[union-attr]
+    report.skipped = sorted(skip)
+    _count(con, report, spec.column, window)
     return report

@@ -29,12 +29,12 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import duckdb
 from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential, wait_random
 
+from strata.partition_window import Partition, PartitionWindow, column_kind
 from strata.settings import LakeLocation
 
 #: What :func:`connect` opens: a DuckDB file (a path), or a DuckLake.
@@ -409,24 +409,14 @@ def merge_by_key(
 # --------------------------------------------------------------------------- single-table shortcuts
 
 
-def window_predicate(column: str) -> str:
-    """``column >= ? and column < ?``: the half-open window, bound to (start, end)."""
-    return f"{quote(column)} >= ? and {quote(column)} < ?"
-
-
 def replace_window(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    select_sql: str,
-    partition_column: str,
-    start: date,
-    end: date,
-    params: Sequence[object] = (),
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, predicate: str, params: Sequence[object] = ()
 ) -> int:
-    """Replace the rows of ``table`` whose ``partition_column`` is in ``[start, end)`` with ``select_sql``.
+    """Replace the rows of ``table`` for which ``predicate`` holds with ``select_sql``.
 
-    The table is created from the query's shape on first use. Delete and insert run in one
-    transaction; columns are matched by name.
+    ``predicate`` selects the partitions replaced (:meth:`strata.partition_window.PartitionWindow.predicate`);
+    ``select_sql`` should yield only such rows. The table is created from the query's shape on first
+    use. Delete and insert run in one transaction; columns are matched by name.
 
     Returns:
         The number of rows inserted.
@@ -436,7 +426,7 @@ def replace_window(
     """
     with transaction(con):
         create_like(con, table, select_sql, params)
-        delete_where(con, table, window_predicate(partition_column), [start, end])
+        delete_where(con, table, predicate)
         return insert_by_name(con, table, select_sql, params)
 
 
@@ -605,17 +595,34 @@ def fingerprint(con: duckdb.DuckDBPyConnection, table: str, exclude: Sequence[st
 
 
 def rows_per_partition(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, start: date, end: date, grain: str = "daily"
-) -> dict[date, int]:
-    """Row count of ``table`` per partition of ``column`` in ``[start, end)`` (absent partitions: none).
-
-    Keys are partition starts at ``grain`` (``daily``: dates; ``hourly``: datetimes; ``monthly``: first days).
-    """
-    from strata.sources import DateWindow
-
-    where = window_predicate(column)
-    partition = DateWindow(start, end, grain).partition_sql(quote(column))
+    con: duckdb.DuckDBPyConnection, table: str, column: str, window: PartitionWindow
+) -> dict[Partition, int]:
+    """Row count of ``table`` per partition of ``window``, placing each row by ``column`` (empty ones: absent)."""
+    kind = column_kind(dict(columns(con, table))[column])
     rows = con.execute(
-        f"select {partition}, count(*) from {qualified(table)} where {where} group by 1", [start, end]
+        f"select {window.partition_sql(quote(column), kind)}, count(*) from {qualified(table)} "
+        f"where {window.predicate(quote(column), kind)} group by 1"
     ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
+    counts: dict[Partition, int] = {}
+    for value, n in rows:
+        partition = window.partition_of_value(value)
+        if partition is not None:
+            counts[partition] = counts.get(partition, 0) + int(n)
+    return counts
+
+
+def column_kind_of(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
+    """The :func:`strata.partition_window.column_kind` of ``table``'s ``column``.
+
+    Raises:
+        KeyError: the table has no such column.
+    """
+    return column_kind(dict(columns(con, table))[column])
+
+
+def set_timezone(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """Make ``timezone`` the connection's ``TimeZone``: how it reads and shows a TIMESTAMPTZ without an offset.
+
+    Set before :func:`sandbox`, which locks the configuration.
+    """
+    con.execute(f"set TimeZone = {literal(timezone)}").fetchall()

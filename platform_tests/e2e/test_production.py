@@ -22,8 +22,8 @@ from conftest import daily_file
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from stacks import BIN, ProdStack, wait_for
 
+from strata.partition_window import PartitionWindow
 from strata.reconcile.tpch import tpch_datasets, verify
-from strata.sources import DateWindow
 
 #: slow; and one xdist worker runs every end-to-end test, one at a time (they start servers)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
@@ -247,7 +247,10 @@ def test_chunked_backfill_survives_a_daemon_kill_while_the_sensor_fires(stack):
     assert by_partition[LATE_DAY] == 1
 
     warehouse = Path(prod.env["STRATA_WAREHOUSE_PATH"])
-    for window in (DateWindow(START, START + timedelta(days=60)), DateWindow(date(1996, 1, 10), date(1996, 1, 11))):
+    for window in (
+        PartitionWindow.from_dates("daily", "UTC", START, START + timedelta(days=60)),
+        PartitionWindow.from_dates("daily", "UTC", date(1996, 1, 10), date(1996, 1, 11)),
+    ):
         report = verify(tpch_datasets(), landing, warehouse, window)
         assert report.ok, [str(m) for m in report.mismatches]
     with duckdb.connect(str(warehouse), read_only=True) as con:

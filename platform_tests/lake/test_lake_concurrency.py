@@ -21,8 +21,8 @@ import dagster as dg
 import pytest
 from conftest import PROJECT_ROOT, daily_file, database_of, landing_rows, make_settings, new_lake_catalog
 
+from strata.partition_window import PartitionWindow
 from strata.reconcile.tpch import tpch_datasets, verify
-from strata.sources import DateWindow
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lake")]
 
@@ -133,7 +133,10 @@ def test_four_runs_at_once_write_different_days_and_every_day_is_exact(lake_inst
         landing, "orders", "o_orderdate", first, last
     )
     report = verify(
-        tpch_datasets(), landing, settings.warehouse, DateWindow(date.fromisoformat(first), date.fromisoformat(last))
+        tpch_datasets(),
+        landing,
+        settings.warehouse,
+        PartitionWindow.from_dates("daily", "UTC", date.fromisoformat(first), date.fromisoformat(last)),
     )
     assert report.ok, report.mismatches
 

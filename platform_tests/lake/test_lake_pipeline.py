@@ -10,8 +10,8 @@ from datetime import date
 import pytest
 from conftest import SEEDED_WINDOW, new_lake_catalog
 
+from strata.partition_window import PartitionWindow
 from strata.reconcile.tpch import tpch_datasets, verify
-from strata.sources import DateWindow
 
 #: The ``platform`` and ``seeded`` fixtures give a lake.
 on_the_lake = pytest.mark.parametrize("backend", ["ducklake"], indirect=True)
@@ -36,7 +36,12 @@ def test_the_lake_verifies_and_its_published_layer_is_a_pinned_snapshot(seeded):
         (1,)
     ]
     start, end = (date.fromisoformat(d) for d in SEEDED_WINDOW)
-    report = verify(tpch_datasets(), platform.settings.landing_dir, platform.settings.warehouse, DateWindow(start, end))
+    report = verify(
+        tpch_datasets(),
+        platform.settings.landing_dir,
+        platform.settings.warehouse,
+        PartitionWindow.from_dates("daily", "UTC", start, end),
+    )
     assert report.ok, report.mismatches
 
     marts = [k for k in platform.keys(partitioned=True) if k.path[0] in ("raw", "staging", "marts")]

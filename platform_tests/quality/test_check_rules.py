@@ -11,8 +11,8 @@ import pytest
 
 from strata.checks import custom_sql, distribution, referential, schema, volume
 from strata.checks.scope import Scope
+from strata.partition_window import PartitionWindow
 from strata.registry.models import CustomSqlCheck, Dataset, DistributionCheck, ReferentialCheck, VolumeCheck
-from strata.sources import DateWindow
 
 START = date(2024, 1, 1)
 
@@ -32,11 +32,11 @@ def con(tmp_path):
 
 def scope(first: int, days: int) -> Scope:
     start = START + timedelta(days=first)
-    return Scope("marts.sales", "day", DateWindow(start, start + timedelta(days=days)))
+    return Scope("marts.sales", "day", PartitionWindow.from_dates("daily", "UTC", start, start + timedelta(days=days)))
 
 
 def by_day(outcome):
-    return {p.partition: (p.passed, p.detail) for p in outcome.partitions}
+    return {p.partition.value: (p.passed, p.detail) for p in outcome.partitions}
 
 
 def test_volume_bounds_median_and_sudden_zero(con):
@@ -95,7 +95,7 @@ def test_schema_names_failing_partitions_with_sample_rows(con):
     )
     outcome = schema.evaluate(con, scope(0, 22), ds)
     assert not outcome.passed
-    failed = {p.partition for p in outcome.failed_partitions}
+    failed = {p.partition.value for p in outcome.failed_partitions}
     assert failed == {START + timedelta(days=i) for i in range(20)} | {START + timedelta(days=21)}
     rules = {r["rule"] for r in outcome.metadata["failing_rules"]}
     assert "accepted_values: customer" in rules and "range: amount" in rules and "unique: id" not in rules

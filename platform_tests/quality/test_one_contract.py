@@ -15,11 +15,11 @@ import pytest
 from strata.checks import schema
 from strata.checks.scope import Scope
 from strata.loading import load_dataset
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset
-from strata.sources import DateWindow
 
 DAY = date(2024, 1, 1)
-WINDOW = DateWindow(DAY, date(2024, 1, 2))
+WINDOW = PartitionWindow.from_dates("daily", "UTC", DAY, date(2024, 1, 2))
 
 ROWS = {
     # id: (code, score, status) -> the rule the row breaks, or None

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SEEDED_KEYS, daily_file, on_both_backends
 
-from strata.errors import BlockedByChecksError
+from strata.errors import PartitionsSkippedError
 
 DAY = "1995-01-10"
 RAW_LINEITEM = dg.AssetKey(["raw", "tpch_lineitem"])
@@ -102,8 +102,9 @@ def test_a_corrupt_partition_stops_the_marts_and_lands_in_quarantine(damaged_pla
     later = platform.materialize(dbt_only, partition=DAY, raise_on_error=False)
     assert not later.success
     [failure] = [e for e in later.all_events if e.is_step_failure]
-    assert BlockedByChecksError.__name__ in failure.step_failure_data.error.to_string()
-    assert "raw/tpch_lineitem quarantine_threshold" in failure.step_failure_data.error.to_string()
+    assert PartitionsSkippedError.__name__ in failure.step_failure_data.error.to_string()
+    assert f"built 0 of 1 partition(s); 1 skipped" in failure.step_failure_data.error.to_string()
+    assert f"raw/tpch_lineitem quarantine_threshold failed on {DAY}" in failure.step_failure_data.error.to_string()
     assert platform.query("select * from marts.mart_revenue_daily order by 1") == mart_before
 
     # other days are not blocked

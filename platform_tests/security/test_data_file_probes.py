@@ -16,11 +16,11 @@ import pytest
 
 from strata.errors import CorruptSourceFileError, ReservedColumnError
 from strata.loading import load_dataset
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset
-from strata.sources import DateWindow
 
 DAY1, DAY2 = date(2024, 1, 1), date(2024, 1, 2)
-WINDOW = DateWindow(DAY1, date(2024, 1, 3))
+WINDOW = PartitionWindow.from_dates("daily", "UTC", DAY1, date(2024, 1, 3))
 
 
 def _dataset(fmt: str = "csv", encoding: str = "utf-8", columns=None) -> Dataset:

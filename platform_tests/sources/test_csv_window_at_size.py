@@ -14,8 +14,8 @@ import duckdb
 from strata.checks import accounting
 from strata.checks.scope import Scope
 from strata.loading import load_dataset
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset
-from strata.sources import DateWindow
 
 DAYS, ROWS_A_DAY = 365, 400  # 146,000 rows: more than one DuckDB row group (122,880)
 START = date(2023, 1, 1)
@@ -41,7 +41,7 @@ def test_a_year_of_daily_csv_files_loads_in_one_window_within_2_gib(tmp_path):
         day = START + timedelta(days=d)
         rows = "".join(f"{d * ROWS_A_DAY + r},{day},{r % 97}.{r % 100:02d}\n" for r in range(ROWS_A_DAY))
         (folder / f"{day}.csv").write_text("id,day,amount\n" + rows)
-    window = DateWindow(START, START + timedelta(days=DAYS))
+    window = PartitionWindow.from_dates("daily", "UTC", START, START + timedelta(days=DAYS))
 
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("set memory_limit = '2GB'")

@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import duckdb
+from conftest import by_value
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -13,8 +14,8 @@ import yaml
 
 from strata.errors import ContractError, MissingSourceFileError
 from strata.loading import load_dataset
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset
-from strata.sources import DateWindow
 
 QUIRKY_CSV = (
     "\ufefforder_id,order_date,customer,amount,note\r\n"  # BOM, Windows line endings
@@ -47,7 +48,7 @@ def dataset(**overrides) -> Dataset:
     return Dataset.model_validate(spec)
 
 
-DAY = DateWindow(date(2024, 3, 1), date(2024, 3, 2))
+DAY = PartitionWindow.from_dates("daily", "UTC", date(2024, 3, 1), date(2024, 3, 2))
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def con(tmp_path):
 
 def test_csv_quirks_are_read_faithfully(con, landing):
     report = load_dataset(con, dataset(), landing, "run-1", DAY)
-    assert (report.rows_read, report.rows_written, report.rows_by_partition) == (3, 3, {date(2024, 3, 1): 3})
+    assert (report.rows_read, report.rows_written, by_value(report.rows_by_partition)) == (3, 3, {date(2024, 3, 1): 3})
     rows = con.execute(
         "select order_id, order_date, customer, amount, note, _source_file, _partition_date "
         "from raw.shop_orders order by 1"
@@ -135,8 +136,10 @@ def test_hive_layout_with_globs(con, tmp_path):
             "columns": [{"name": "event_id", "type": "BIGINT"}],
         }
     )
-    report = load_dataset(con, ds, root, "r", DateWindow(date(2024, 3, 1), date(2024, 3, 3)))
-    assert report.rows_by_partition == {date(2024, 3, 1): 4, date(2024, 3, 2): 6}
+    report = load_dataset(
+        con, ds, root, "r", PartitionWindow.from_dates("daily", "UTC", date(2024, 3, 1), date(2024, 3, 3))
+    )
+    assert by_value(report.rows_by_partition) == {date(2024, 3, 1): 4, date(2024, 3, 2): 6}
     assert con.execute("select distinct dt::varchar from raw.events order by 1").fetchall() == [
         ("2024-03-01",),
         ("2024-03-02",),
@@ -233,7 +236,7 @@ def test_value_that_does_not_convert_is_quarantined_with_file_row_and_column(con
     )
     report = load_dataset(con, dataset(), landing, "r", DAY)
     assert (report.rows_read, report.rows_written, report.rows_quarantined) == (2, 1, 1)
-    assert report.read_by_partition == {date(2024, 3, 1): 2} and report.quarantined_by_partition == {
+    assert by_value(report.read_by_partition) == {date(2024, 3, 1): 2} and by_value(report.quarantined_by_partition) == {
         date(2024, 3, 1): 1
     }
     [(day, source, row, rule, column, reason, payload)] = quarantine(con)
@@ -251,7 +254,7 @@ def test_row_outside_its_partition_is_quarantined(con, landing):
     assert (rule, column, reason) == (
         "partition",
         "order_date",
-        "partition on order_date: 2024-03-02 is outside the partition",
+        "partition on order_date: 2024-03-02 is outside its file's partition 2024-03-01",
     )
 
 
@@ -267,7 +270,9 @@ def test_rerun_replaces_the_quarantine_of_the_partition(con, landing):
 
 def test_missing_day_names_the_expected_path(con, landing):
     with pytest.raises(MissingSourceFileError) as info:
-        load_dataset(con, dataset(), landing, "r", DateWindow(date(2024, 3, 1), date(2024, 3, 3)))
+        load_dataset(
+            con, dataset(), landing, "r", PartitionWindow.from_dates("daily", "UTC", date(2024, 3, 1), date(2024, 3, 3))
+        )
     assert info.value.paths == [landing / "shop" / "2024-03-02.csv"]
 
 

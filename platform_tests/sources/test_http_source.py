@@ -15,8 +15,8 @@ import pytest
 
 from strata.errors import MalformedSourceError
 from strata.loading import load_dataset
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset
-from strata.sources import DateWindow
 
 RECORDS = [{"id": i, "day": f"2024-06-0{1 + i % 2}", "value": i * 1.5, "tags": ["x"] * (i % 3)} for i in range(23)]
 PAGE = 5
@@ -223,7 +223,9 @@ def test_partition_window_fills_params(api, con):
             "columns": [{"name": "id", "type": "INTEGER"}, {"name": "day", "type": "DATE"}],
         }
     )
-    report = load_dataset(con, ds, None, "r1", DateWindow(date(2024, 6, 2), date(2024, 6, 3)))
+    report = load_dataset(
+        con, ds, None, "r1", PartitionWindow.from_dates("daily", "UTC", date(2024, 6, 2), date(2024, 6, 3))
+    )
     assert report.rows_by_partition == {date(2024, 6, 2): 11}
 
 

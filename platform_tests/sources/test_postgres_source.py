@@ -12,8 +12,8 @@ import pytest
 from strata import warehouse
 from strata.errors import SourceConfigError
 from strata.loading import load_dataset
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset
-from strata.sources import DateWindow
 
 T0 = datetime(2024, 5, 1, 12, 0, 0)
 CONNECTION = {
@@ -174,7 +174,9 @@ def test_partition_window_and_merge_free_overwrite(pg, con):
             "columns": [{"name": "id", "type": "INTEGER"}, {"name": "order_day", "type": "DATE"}],
         }
     )
-    report = load_dataset(con, ds, None, "r", DateWindow(date(2024, 5, 2), date(2024, 5, 3)))
+    report = load_dataset(
+        con, ds, None, "r", PartitionWindow.from_dates("daily", "UTC", date(2024, 5, 2), date(2024, 5, 3))
+    )
     assert report.rows_by_partition == {date(2024, 5, 2): 2}
     assert con.execute("select id, _source_table from raw.shop_orders order by 1").fetchall() == [
         (2, "query:shop_orders"),

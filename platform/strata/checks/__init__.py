@@ -9,15 +9,17 @@ or a referenced table). The Dagster edge (``strata.defs``) turns outcomes into a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from strata.partition_window import Partition
 
 
 @dataclass
 class PartitionResult:
     """The outcome for one partition (``partition`` is None for an unpartitioned dataset)."""
 
-    partition: date | None
+    partition: Partition | None
     passed: bool
     detail: str = ""
 
@@ -54,6 +56,11 @@ class CheckOutcome:
         """Error severity blocks what is downstream."""
         return self.severity == "error"
 
+    def restricted(self, partitions: Iterable[Partition]) -> CheckOutcome:
+        """The outcome for ``partitions`` only (a build that skipped the others judged only these)."""
+        keep = set(partitions)
+        return replace(self, partitions=[p for p in self.partitions if p.partition is None or p.partition in keep])
+
     def failure_line(self) -> str:
         """One line a person can act on: ``row_accounting failed on 2,406 days, first 1992-01-01: <detail>``.
 
@@ -65,7 +72,7 @@ class CheckOutcome:
         first = failed[0]
         if first.partition is None:
             return f"{self.name} failed: {first.detail}"
-        unit = "hour" if isinstance(first.partition, datetime) else "day"
+        unit = {"hourly": "hour", "daily": "day", "monthly": "month"}[first.partition.grain]
         days = f"{len(failed):,} {unit}{'s' if len(failed) > 1 else ''}"
         return f"{self.name} failed on {days}, first {first.partition}: {first.detail}"
 
@@ -80,5 +87,5 @@ class CheckOutcome:
         return {**out, **self.metadata}
 
 
-def _span(days: list[date]) -> str:
+def _span(days: list[Partition]) -> str:
     return f"{days[0]}" if len(days) == 1 else f"{days[0]} .. {days[-1]} ({len(days)} partitions)"

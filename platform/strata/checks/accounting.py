@@ -22,9 +22,9 @@ def row_accounting(con: duckdb.DuckDBPyConnection, scope: Scope, dataset: Datase
     """Rows read = rows loaded + rows quarantined, per partition (recounted from the tables)."""
     quarantine = f"quarantine.{dataset.name}"
     if scope.partitioned:
-        loaded = warehouse.rows_per_partition(con, dataset.table, scope.partition_column, *_bounds(scope))
+        loaded = warehouse.rows_per_partition(con, dataset.table, scope.partition_column, scope.window)  # type: ignore[arg-type]
         held = (
-            warehouse.rows_per_partition(con, quarantine, "_partition_date", *_bounds(scope))
+            warehouse.rows_per_partition(con, quarantine, "_partition_date", scope.window)  # type: ignore[arg-type]
             if warehouse.table_exists(con, quarantine)
             else {}
         )
@@ -52,25 +52,33 @@ def row_accounting(con: duckdb.DuckDBPyConnection, scope: Scope, dataset: Datase
 
 
 def quarantine_threshold(scope: Scope, dataset: Dataset, report: LoadReport) -> CheckOutcome:
-    """Quarantined / read per partition at or under ``quarantine.max_pct`` percent."""
-    limit = dataset.quarantine.max_pct
+    """Quarantined / read per partition at or under ``quarantine.max_pct`` percent.
+
+    A partition with fewer than ``quarantine.min_rows`` rows read is too small for a percentage (one
+    bad row of a two-row file is 50 %): it fails only when every row it read was quarantined.
+    """
+    limit, small = dataset.quarantine.max_pct, dataset.quarantine.min_rows
     if scope.partitioned:
         pairs = [
-            (d, report.quarantined_by_partition.get(d, 0), report.read_by_partition.get(d, 0)) for d in scope.days()
+            (p, report.quarantined_by_partition.get(p, 0), report.read_by_partition.get(p, 0)) for p in scope.days()
         ]
     else:
         pairs = [(None, report.rows_quarantined, report.rows_read)]
     results = []
-    for day, bad, read in pairs:
+    for partition, bad, read in pairs:
         pct = 100 * bad / read if read else 0.0
-        results.append(
-            PartitionResult(day, pct <= limit, f"{bad} of {read} rows quarantined ({pct:.1f}%, max {limit:g}%)")
-        )
+        if read < small:
+            passed = bad < read or read == 0
+            detail = f"{bad} of {read} rows quarantined (under min_rows {small}: fails only if none loaded)"
+        else:
+            passed = pct <= limit
+            detail = f"{bad} of {read} rows quarantined ({pct:.1f}%, max {limit:g}%)"
+        results.append(PartitionResult(partition, passed, detail))
     return CheckOutcome(
         "quarantine_threshold",
         "error",
         results,
-        metadata={"max_pct": limit, "quarantine_table": f"quarantine.{dataset.name}"},
+        metadata={"max_pct": limit, "min_rows": small, "quarantine_table": f"quarantine.{dataset.name}"},
     )
 
 
@@ -102,7 +110,3 @@ def schema_drift(scope: Scope, report: LoadReport) -> CheckOutcome:
         [PartitionResult(d, not new, detail) for d in scope.days()],
         metadata={"new_columns": new},
     )
-
-
-def _bounds(scope: Scope):
-    return scope.window.start, scope.window.end, scope.window.grain  # type: ignore[union-attr]

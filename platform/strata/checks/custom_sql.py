@@ -13,7 +13,6 @@ from strata.checks import CheckOutcome, PartitionResult
 from strata.checks.scope import Scope
 from strata.registry.models import CustomSqlCheck
 from strata.registry.sql import CHECK_PLACEHOLDERS, sandboxed, with_placeholders
-from strata.warehouse import quote
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: CustomSqlCheck) -> CheckOutcome:
@@ -33,8 +32,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: CustomSqlCheck
     names = [d[0] for d in con.execute(f"describe select * from ({sql})").fetchall()]
     sample = con.execute(f"select * from ({sql}) limit 5").fetchall()
     if scope.partitioned and scope.partition_column in names:
-        per = dict(
-            con.execute(f"select {quote(scope.partition_column)}::date, count(*) from ({sql}) group by 1").fetchall()
+        per = scope.by_partition(
+            con.execute(
+                f"select {scope.partition_sql('failing.')}, count(*) from ({sql}) as failing group by 1"
+            ).fetchall()
         )
         results = [
             PartitionResult(d, d not in per, f"{per[d]} failing row(s)" if d in per else "no failing rows")

@@ -30,19 +30,19 @@ def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: DistributionCh
     """Judge the statistic of each partition (or of the table, unpartitioned)."""
     name = f"distribution_{check.column}_{check.statistic}"
     lookback = check.trailing_partitions if check.max_sigma is not None else 0
-    values = dict(
+    values = scope.by_partition(
         con.execute(
             f"select {scope.partition_sql()}, {statistic_sql(check)} from {scope.sql_table} "
             f"where {scope.where(lookback)} group by 1"
-        ).fetchall()
+        ).fetchall(),
+        lookback,
     )
     results = []
-    for day in scope.days():
-        value = values.get(day)
-        trailing = [
-            v for i in range(lookback, 0, -1) if day is not None and (v := values.get(scope.shift(day, -i))) is not None
-        ]
-        results.append(_judge(day, value, trailing, check))
+    for partition in scope.days():
+        value = values.get(partition)
+        earlier = scope.trailing(partition, lookback) if partition is not None else []
+        trailing = [v for p in earlier if (v := values.get(p)) is not None]
+        results.append(_judge(partition, value, trailing, check))
     return CheckOutcome(
         name,
         check.severity,

@@ -28,7 +28,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, dataset: Dataset) -> 
         f"where {scope.where()} group by all having count(*) > 1)) as example "
         f"from {scope.sql_table} where {scope.where()} group by 1"
     ).fetchall()
-    found = {p: (int(bad), example) for p, bad, example in rows}
+    found = {p: (int(bad), example) for p, (bad, example) in scope.by_partition(rows).items()}
     results = []
     for day in scope.days():
         bad, example = found.get(day, (0, None))

@@ -8,24 +8,20 @@ files (:data:`strata.reconcile.tpch.REVENUE_SOURCE`), and compares them with
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 
 from strata.checks import CheckOutcome, PartitionResult
+from strata.partition_window import PartitionWindow
 from strata.reconcile.compare import compare_keyed
 from strata.reconcile.tpch import REVENUE_SOURCE, REVENUE_WAREHOUSE
-from strata.sources import DateWindow
 
 
-def revenue_reconciliation(con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> CheckOutcome:
+def revenue_reconciliation(con: duckdb.DuckDBPyConnection, window: PartitionWindow | None) -> CheckOutcome:
     """Per day of ``window`` (or every day): mart_revenue_daily equals its recomputation from raw."""
-    where = (
-        "true"
-        if window is None
-        else f"_partition_date >= date '{window.start}' and _partition_date < date '{window.end}'"
-    )
-    mart_where = (
-        "true" if window is None else f"order_date >= date '{window.start}' and order_date < date '{window.end}'"
-    )
+    where = "true" if window is None else window.predicate("_partition_date", "date")
+    mart_where = "true" if window is None else window.predicate("order_date", "date")
     views = {
         "orders": f"select * from raw.tpch_orders where {where}",
         "lineitem": f"select * from raw.tpch_lineitem where {where}",
@@ -40,8 +36,14 @@ def revenue_reconciliation(con: duckdb.DuckDBPyConnection, window: DateWindow | 
         for name in views:
             con.execute(f"drop view if exists {name}").fetchall()
     mismatches = {m.row: str(m) for m in compare_keyed("revenue_per_day", expected, actual)}
-    days = window.days() if window is not None else sorted(set(expected) | set(actual))
-    results = [PartitionResult(d, str(d) not in mismatches, mismatches.get(str(d), "equal to raw")) for d in days]
+    if window is not None:
+        days = list(window.partitions)
+    else:
+        every = sorted(set(expected) | set(actual))
+        days = (
+            list(PartitionWindow.from_dates("daily", "UTC", every[0], every[-1] + timedelta(days=1))) if every else []
+        )
+    results = [PartitionResult(d, d.key not in mismatches, mismatches.get(d.key, "equal to raw")) for d in days]
     return CheckOutcome(
         "revenue_reconciliation",
         "error",

@@ -29,12 +29,12 @@ def raw_vs_source(
     """Source rows per partition = raw rows + quarantined rows."""
     window = scope.window if scope.partitioned else None
     if window is not None:
-        files = file_source.partition_files(dataset.source, landing_root, window.days(), dataset.name)  # type: ignore[arg-type]
+        files = file_source.partition_files(dataset.source, landing_root, window.partitions, dataset.name)  # type: ignore[arg-type]
     else:
         files = file_source.snapshot_files(dataset.source, landing_root, dataset.name)  # type: ignore[arg-type]
+    keys = [f.partition.key if f.partition is not None else None for f in files]
     con.register(
-        "__strata_recount",
-        pa.table({"path": [str(f.path) for f in files], "day": pa.array([f.partition for f in files], pa.date32())}),
+        "__strata_recount", pa.table({"path": [str(f.path) for f in files], "day": pa.array(keys, pa.string())})
     )
     try:
         listing = "[" + ", ".join(warehouse.literal(str(f.path)) for f in files) + "]"
@@ -52,23 +52,22 @@ def raw_vs_source(
                     f" union all select s.file_path, count(*) from {file_source.REJECTS_TABLE} r join "
                     f"{file_source.REJECT_SCANS_TABLE} s using (scan_id, file_id) group by 1"
                 )
-        source = dict(
+        by_key = dict(
             con.execute(
                 f"select m.day, sum(coalesce(c.n, 0))::bigint from __strata_recount m "
                 f"left join ({per_file}) c using (path) group by 1"
             ).fetchall()
         )
+        source = {f.partition: by_key.get(f.partition.key if f.partition else None, 0) for f in files}
     finally:
         con.unregister("__strata_recount")
         for table in ("__strata_counts", file_source.REJECTS_TABLE, file_source.REJECT_SCANS_TABLE):
             con.execute(f"drop table if exists {table}").fetchall()
     quarantine = f"quarantine.{dataset.name}"
     if window is not None:
-        raw = warehouse.rows_per_partition(
-            con, dataset.table, "_partition_date", window.start, window.end, window.grain
-        )
+        raw = warehouse.rows_per_partition(con, dataset.table, "_partition_date", window)
         held = (
-            warehouse.rows_per_partition(con, quarantine, "_partition_date", window.start, window.end, window.grain)
+            warehouse.rows_per_partition(con, quarantine, "_partition_date", window)
             if warehouse.table_exists(con, quarantine)
             else {}
         )

@@ -24,7 +24,7 @@ def evaluate(
         f"anti join (select {ref} as __ref from {target.sql_table} where {target.where()}) r on t.{col} = r.__ref "
         f"where {scope.where(alias='t.')} and t.{col} is not null group by 1"
     ).fetchall()
-    found = {p: (n, example) for p, n, example in orphans}
+    found = scope.by_partition(orphans)
     results = [
         PartitionResult(
             d,

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import duckdb
 
+from strata import warehouse
 from strata.checks import CheckOutcome, accounting, custom_sql, distribution, keys, referential, schema, volume
 from strata.checks import reconciliation as recon
 from strata.checks.scope import Scope
 from strata.checks.specs import CheckSpec, check_name, check_specs
 from strata.loading import LoadReport
+from strata.partition_window import PartitionWindow
 from strata.registry.models import (
     CustomSqlCheck,
     Dataset,
@@ -26,27 +28,32 @@ from strata.registry.models import (
     ReferentialCheck,
     VolumeCheck,
 )
-from strata.sources import PARTITION_COLUMN, DateWindow
+from strata.sources import PARTITION_COLUMN
 
 
-def scope_of(dataset: Dataset, window: DateWindow | None) -> Scope:
-    """The table, partition column and window a check on ``dataset`` judges."""
+def scope_of(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: PartitionWindow | None) -> Scope:
+    """The table, partition column (and its kind, as the table has it) and window a check on ``dataset`` judges."""
     if window is None or dataset.partitioning is None:
         return Scope(dataset.table)
     column = PARTITION_COLUMN if dataset.layer == "raw" else dataset.partitioning.column
-    return Scope(dataset.table, column, window)
+    assert column is not None, "a partitioned SQL dataset has a partition column"
+    try:
+        kind = warehouse.column_kind_of(con, dataset.table, column)
+    except KeyError:  # not built yet: judged as the window's own values
+        kind = window.value_kind
+    return Scope(dataset.table, column, window, kind)
 
 
 def evaluate(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
-    window: DateWindow | None,
+    window: PartitionWindow | None,
     datasets: Mapping[str, Dataset],
     report: LoadReport | None = None,
     landing_root: Path | None = None,
 ) -> list[CheckOutcome]:
     """Evaluate every check of ``dataset`` over ``window`` (``report``: the raw load just done)."""
-    scope = scope_of(dataset, window)
+    scope = scope_of(con, dataset, window)
     outcomes: list[CheckOutcome] = []
     if report is not None:
         outcomes += [
@@ -69,7 +76,7 @@ def evaluate(
             target = datasets[target_name]
             same = target.partitioning is not None and target.partitioning == dataset.partitioning
             outcomes.append(
-                referential.evaluate(con, scope, check, scope_of(target, window if same else None), target_column)
+                referential.evaluate(con, scope, check, scope_of(con, target, window if same else None), target_column)
             )
         elif isinstance(check, DistributionCheck):
             outcomes.append(distribution.evaluate(con, scope, check))

@@ -98,4 +98,6 @@ def _violations_by_partition(con: duckdb.DuckDBPyConnection, scope: Scope, datas
         f"select {scope.partition_sql()}, count(*), min(__violations[1]) from ({_violations_sql(scope, dataset)}) "
         "where len(__violations) > 0 group by 1"
     ).fetchall()
-    return {p: (int(n), (example or "").replace(contract.SEP, ": ")) for p, n, example in rows}
+    return {
+        p: (int(n), (example or "").replace(contract.SEP, ": ")) for p, (n, example) in scope.by_partition(rows).items()
+    }

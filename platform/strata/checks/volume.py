@@ -1,8 +1,8 @@
 """Volume: rows per partition within bounds, and within a percentage of the trailing median.
 
 A partition with 0 rows fails when the trailing median is above 0 ("it suddenly has no rows"),
-whatever the bounds. The trailing median uses the ``trailing_partitions`` days before each
-partition (days without rows count as 0).
+whatever the bounds. The trailing median uses the ``trailing_partitions`` partitions before
+each one (partitions without rows count as 0).
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ def evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, check: VolumeCheck) -
     if not scope.partitioned:
         n = con.execute(f"select count(*) from {scope.sql_table}").fetchall()[0][0]
         return CheckOutcome("volume", check.severity, [_judge(None, n, [], check)], metadata={"rows": n})
-    counts = dict(
+    counts = scope.by_partition(
         con.execute(
             f"select {scope.partition_sql()}, count(*) from {scope.sql_table} where {scope.where(lookback)} group by 1"
-        ).fetchall()
+        ).fetchall(),
+        lookback,
     )
     results = []
-    for day in scope.days():
-        trailing = [counts.get(scope.shift(day, -i), 0) for i in range(lookback, 0, -1)]
-        results.append(_judge(day, counts.get(day, 0), trailing, check))
-    rows = [{"partition": str(d), "rows": counts.get(d, 0)} for d in scope.days()][:31]
+    for partition in scope.days():
+        trailing = [counts.get(p, 0) for p in scope.trailing(partition, lookback)]  # type: ignore[arg-type]
+        results.append(_judge(partition, counts.get(partition, 0), trailing, check))
+    rows = [{"partition": str(p), "rows": counts.get(p, 0)} for p in scope.days()][:31]
     return CheckOutcome("volume", check.severity, results, metadata={"rows_per_partition": rows})
 
 

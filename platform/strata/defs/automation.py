@@ -10,7 +10,10 @@
   Neither fires while a parent's latest blocking check result is a failure (and the quality
   gate refuses a run over a failed upstream partition whoever launches it).
   ``eager()`` looks at the latest day only; older days go through the landing sensor and the
-  schedule's lookback, which run their whole path through the marts.
+  schedule's lookback, which run their whole path through the marts. A partitioned asset built
+  from finer partitions (a daily mart over an hourly feed: in no job with its hours) uses eager()
+  without the latest-day clause: whenever an hour of any day updates, that day is requested once
+  all its hours are in, so a late hour rebuilds its day (and the publish after it).
 * **Retries.** Raw datasets read from Postgres or HTTP get a ``RetryPolicy`` with exponential
   backoff and jitter, for transient source errors; a :class:`~strata.errors.StrataError`
   (a contract broken, a missing file) is raised as ``dg.Failure(allow_retries=False)`` by the
@@ -36,12 +39,25 @@ SOURCE_RETRY_POLICY = dg.RetryPolicy(
 )
 
 
-def condition_for(partitioned: bool, parents_partitioned: bool) -> dg.AutomationCondition:
-    """The automation condition of an asset below raw (see the module docstring)."""
+def condition_for(partitioned: bool, parents_partitioned: bool, coarser: bool = False) -> dg.AutomationCondition:
+    """The automation condition of an asset below raw (see the module docstring).
+
+    ``coarser``: the asset's partitions are built from finer ones upstream (a day from hours).
+    """
     condition = dg.AutomationCondition
     # not all_deps_blocking_checks_passed(): a parent requested in the same tick has no check
     # result yet, which would stop eager()'s chaining through staging to the marts in one tick
     checks_passed = ~condition.any_deps_match(condition.any_checks_match(condition.check_failed(), blocking_only=True))
+    if coarser:
+        # eager() without its latest-window clause: a late hour of any day rebuilds that day, once
+        # every hour of it is in (no upstream partition missing)
+        return (
+            condition.any_deps_updated().since_last_handled()
+            & ~condition.any_deps_missing()
+            & ~condition.any_deps_in_progress()
+            & ~condition.in_progress()
+            & checks_passed
+        ).with_label("any upstream partition of it updated, none missing, no upstream blocking check failed")
     if partitioned or not parents_partitioned:
         return (condition.eager() & checks_passed).with_label("eager, no upstream blocking check failed")
     return (
@@ -54,16 +70,29 @@ def condition_for(partitioned: bool, parents_partitioned: bool) -> dg.Automation
 
 def with_automation(assets: Sequence[dg.AssetsDefinition], raw_keys: set[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     """``assets`` with an automation condition on every asset that is not in ``raw_keys``."""
-    partitioned = {key: p is not None for key, p in partitions_by_key(assets).items()}
+    partitions = partitions_by_key(assets)
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
         if spec.key in raw_keys:
             return spec
-        parents = [partitioned.get(dep.asset_key, False) for dep in spec.deps]
-        condition = condition_for(spec.partitions_def is not None, any(parents))
+        parents = [partitions.get(dep.asset_key) for dep in spec.deps]
+        coarser = any(is_coarser(spec.partitions_def, p) for p in parents)
+        condition = condition_for(spec.partitions_def is not None, any(p is not None for p in parents), coarser)
         return spec.replace_attributes(automation_condition=condition)
 
     return [a.map_asset_specs(apply) for a in assets]
+
+
+def is_coarser(child: dg.PartitionsDefinition | None, parent: dg.PartitionsDefinition | None) -> bool:
+    """Whether each of ``child``'s time partitions is built from several of ``parent``'s (days from hours)."""
+    from strata.defs.partitions import grain_of
+    from strata.defs.quality_gate import finer
+
+    if not isinstance(child, dg.TimeWindowPartitionsDefinition) or not isinstance(
+        parent, dg.TimeWindowPartitionsDefinition
+    ):
+        return False
+    return finer(parent, grain_of(child))
 
 
 def build_automation_sensor(interval_seconds: int) -> dg.AutomationConditionSensorDefinition:

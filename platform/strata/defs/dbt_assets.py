@@ -2,13 +2,16 @@
 
 * Incremental models are partitioned like the raw data they read and run with a single-run
   backfill policy: a range of days is one ``dbt build`` with the window passed as vars
-  ``window_start`` / ``window_end`` (half-open). Each partition's materialization carries that
+  ``window_start`` / ``window_end`` (half-open local dates) and ``window_skip`` (the days the
+  quality gate holds back, left as they are). Each partition's materialization carries that
   partition's row count.
 * Every other model (staging snapshots, dimensions) is unpartitioned and rebuilt fully.
 
-Both steps pass the quality gate first (no build over partitions whose upstream failed a
-blocking check, in this run or an earlier one) and record their dbt test results for the gates
-downstream (:mod:`strata.defs.quality_gate`).
+Both steps pass the quality gate first and record their dbt test results for the gates downstream
+(:mod:`strata.defs.quality_gate`). The incremental step builds the days whose upstream is complete
+and passed its blocking checks, in this run or an earlier one, records a materialization for
+exactly those days, and then fails naming the others; the full-refresh step builds only when no
+upstream blocking check failed.
 
 dbt sources carry ``meta.dagster.asset_key`` = the raw asset's key, so staging depends on raw.
 dbt tests become asset checks; error severity is blocking (dbt skips downstream models).
@@ -17,7 +20,6 @@ No ``from __future__ import annotations`` here: Dagster reads the context annota
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -28,11 +30,11 @@ from strata.defs.dbt_project import dbt_project
 from strata.defs.openlineage import StepLineage, outcome_from_metadata, upstream_tables, warehouse_namespace
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import window_of
-from strata.defs.quality_gate import gate, record_check_events, upstream_keys
+from strata.defs.quality_gate import Verdict, gate, judge, record_check_events, skipped_error, upstream_keys
 from strata.defs.resources import Warehouse
-from strata.errors import BlockingChecksFailedError
+from strata.errors import BlockingChecksFailedError, PartitionsSkippedError
+from strata.partition_window import PartitionWindow
 from strata.settings import Settings
-from strata.sources import DateWindow
 
 INCREMENTAL = "config.materialized:incremental"
 LAYER_GROUPS = {"staging": "staging", "marts": "marts"}
@@ -103,18 +105,22 @@ def _run_dbt(invocation: DbtCliInvocation) -> tuple[list, Exception | None]:
 
 
 def _add_row_counts(
-    context: dg.AssetExecutionContext, db: Warehouse, events: list, window: DateWindow | None = None
-) -> dict[dg.AssetKey, int]:
-    """Attach row counts to every model that was materialized; return each one's total (rows).
+    context: dg.AssetExecutionContext, db: Warehouse, events: list, verdict: Verdict | None = None
+) -> tuple[dict[dg.AssetKey, int], dict[dg.AssetKey, int], list]:
+    """Attach row counts to every model that was materialized; return each one's total and rows written.
 
     ``dagster/row_count`` (the UI's "Row count") is always the table's total. For a partitioned
-    build (``window`` given) each day also gets ``rows_in_partition``, the rows of that day (column
-    ``window_column``), so that a day's count never reads as the size of the table.
+    build (``verdict`` given) each day built also gets ``rows_in_partition``, the rows of that day
+    (column ``window_column``), so that a day's count never reads as the size of the table. When the
+    gate held days back, each model's output becomes one materialization per day built (the third
+    value: the events to yield instead of ``events``).
     """
     from strata import warehouse
 
     built = {e.output_name for e in events if isinstance(e, dg.Output)}
     totals: dict[dg.AssetKey, int] = {}
+    written: dict[dg.AssetKey, int] = {}
+    per_partition: dict[str, dict] = {}
     with db.connect() as con:
         for output_name, key in context.assets_def.keys_by_output_name.items():
             if output_name not in built:
@@ -123,30 +129,43 @@ def _add_row_counts(
             table = ".".join(str(spec.metadata["dagster/table_name"]).split(".")[-2:])
             total = int(con.execute(f"select count(*) from {warehouse.qualified(table)}").fetchall()[0][0])
             totals[key] = total
-            if window is None:
+            if verdict is None:
+                written[key] = total
                 context.add_output_metadata({"dagster/row_count": total}, output_name=output_name)
                 continue
-            counts = warehouse.rows_per_partition(
-                con, table, spec.metadata["window_column"], window.start, window.end, window.grain
-            )
-            add_partition_metadata(
-                context,
-                key,
-                {
-                    window.key(day): {"rows_in_partition": counts.get(day, 0), "dagster/row_count": total}
-                    for day in window.days()
-                },
-            )
-    return totals
+            counts = warehouse.rows_per_partition(con, table, spec.metadata["window_column"], verdict.window)
+            written[key] = sum(counts.get(p, 0) for p in verdict.build)
+            per_partition[output_name] = {
+                p.key: {"rows_in_partition": counts.get(p, 0), "dagster/row_count": total} for p in verdict.build
+            }
+            if not verdict.skip:
+                add_partition_metadata(context, key, per_partition[output_name])
+    if verdict is None or not verdict.skip:
+        return totals, written, events
+    keys = context.assets_def.keys_by_output_name
+    out = []
+    for event in events:
+        if isinstance(event, dg.Output):
+            for partition_key, own in per_partition.get(event.output_name, {}).items():
+                out.append(
+                    dg.AssetMaterialization(
+                        asset_key=keys[event.output_name],
+                        partition=partition_key,
+                        metadata={**(event.metadata or {}), **own},
+                    )
+                )
+        else:
+            out.append(event)
+    return totals, written, out
 
 
-def failed_tests_error(events: list, window: DateWindow | None, error: Exception) -> dg.Failure:
+def failed_tests_error(events: list, window: PartitionWindow | None, error: Exception) -> dg.Failure:
     """The step's failure: every failed blocking dbt test, with the window and its failing rows.
 
     dagster-dbt's own error says only that ``dbt build`` exited non-zero; this names each test,
     the model it judges, how many rows failed and the days the run covered.
     """
-    span = f"{window.start} .. {window.end - timedelta(days=1)}" if window is not None else "the whole table"
+    span = window.describe() if window is not None else "the whole table"
     lines = []
     for e in events:
         if isinstance(e, dg.AssetCheckResult | dg.AssetCheckEvaluation) and not e.passed:
@@ -164,9 +183,16 @@ def failed_tests_error(events: list, window: DateWindow | None, error: Exception
 
 
 def _build(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str], window
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    args: list[str],
+    window: PartitionWindow | None,
 ) -> Iterator:
     """One dbt step: the quality gate, ``dbt <args>``, row counts, check results, lineage; its events.
+
+    With a window, the days the gate holds back (:func:`strata.defs.quality_gate.judge`) are passed
+    as ``window_skip`` and left as they are; after the rest is built, the step fails naming them.
 
     Each model is an OpenLineage run (:class:`strata.defs.openlineage.StepLineage`): START before
     dbt, COMPLETE with its columns, column lineage, tests and rows once it is built, FAIL with the
@@ -178,17 +204,25 @@ def _build(
         context, Settings.from_env(), keys, upstream_tables(context.assets_def, namespace), window, warehouse.location
     )
     lineage.start()
+    verdict = None
     try:
         with warehouse.connect() as con:
-            gate(con, upstream_keys(context.assets_def), window)
+            if window is None:
+                gate(con, [k.to_user_string() for k in upstream_keys(context.assets_def)], None)
+            else:
+                verdict = judge(context, con, upstream_keys(context.assets_def), window)
+        if verdict is not None:
+            if not verdict.build:
+                raise PartitionsSkippedError("dbt", 0, len(window), verdict.reasons())  # type: ignore[arg-type]
+            args = [*args, "--vars", json.dumps(window_vars(verdict))]
         events, error = _run_dbt(dbt.cli(args, context=context))
-        totals = _add_row_counts(context, warehouse, events, window)
+        totals, written, events = _add_row_counts(context, warehouse, events, verdict)
         with warehouse.connect() as con:
-            record_check_events(con, events, window, context.run_id)
+            record_check_events(con, events, verdict.build if verdict is not None else None, context.run_id)
     except Exception as err:
         lineage.fail(err)
         raise
-    outcomes = _outcomes(context, events, totals)
+    outcomes = _outcomes(context, events, totals, written)
     failure = failed_tests_error(events, window, error) if error is not None else None
     for key, outcome in outcomes.items():
         blocked = any(not passed and severity == "error" for _, passed, severity in outcome.checks)
@@ -200,9 +234,11 @@ def _build(
     yield from events
     if failure is not None:
         raise failure from error
+    if verdict is not None and verdict.skip:
+        raise skipped_error("dbt models " + ", ".join(k.to_user_string() for k in keys), verdict)
 
 
-def _outcomes(context: dg.AssetExecutionContext, events: list, totals: dict) -> dict:
+def _outcomes(context: dg.AssetExecutionContext, events: list, totals: dict, written: dict) -> dict:
     """Per model built: its metadata (columns, column lineage), row count and test results."""
     keys = context.assets_def.keys_by_output_name
     metadata: dict = {}
@@ -219,8 +255,22 @@ def _outcomes(context: dg.AssetExecutionContext, events: list, totals: dict) -> 
     for key, values in metadata.items():
         if key in totals:
             values["dagster/row_count"] = totals[key]
-        outcomes[key] = outcome_from_metadata(values, checks.get(key, []))
+        outcomes[key] = outcome_from_metadata(values, checks.get(key, []), written.get(key))
     return outcomes
+
+
+def window_vars(verdict: Verdict) -> dict:
+    """The dbt vars of a window, read by the ``in_partition_window`` macro.
+
+    ``window_start`` / ``window_end`` (local dates, half-open) and ``window_skip`` (the days held
+    back, ``YYYY-MM-DD``).
+    """
+    low, high = verdict.window.bounds("date")
+    return {
+        "window_start": low.isoformat(),
+        "window_end": high.isoformat(),
+        "window_skip": [p.wall_start.date().isoformat() for p in verdict.skip],
+    }
 
 
 def build_dbt_assets(
@@ -243,9 +293,7 @@ def build_dbt_assets(
         pool=pool,
     )
     def dbt_incremental(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        window = window_of(context)
-        dbt_vars = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat()}
-        yield from _build(context, dbt, warehouse, ["build", "--vars", json.dumps(dbt_vars)], window)
+        yield from _build(context, dbt, warehouse, ["build"], window_of(context))
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,

@@ -1,12 +1,13 @@
 """The landing-zone sensor: new or replaced files run their partitions, through the marts.
 
 Each tick lists the files every files source matches (:mod:`strata.sources.arrivals`) and keeps
-those that arrived since the high-water marks in the sensor's cursor. Their days are grouped per
-job (:mod:`strata.defs.jobs`) into runs of **contiguous days**: one new file is a one-day run, a
-new dataset's two years of history or a restored folder is one range run per unbroken stretch of
-days (the assets' single-run backfill policy makes a range one step per asset), never one run per
-file. Each run selects the datasets whose files changed and what is downstream of them. A snapshot
-file runs its dataset.
+those that arrived since the high-water marks in the sensor's cursor. Each file names a real
+partition or none (an hour the clocks skip, a day outside the range: logged, not run). Their
+partitions are grouped per job (:mod:`strata.defs.jobs`) into runs of **contiguous partitions**:
+one new file is a one-day run, a new dataset's two years of history or a restored folder is one
+range run per unbroken stretch (the assets' single-run backfill policy makes a range one step per
+asset), never one run per file. Each run selects the datasets whose files changed and what is
+downstream of them. A snapshot file runs its dataset.
 
 * ``run_key`` is a hash of the run's files' identities (path, size, mtime, ctime): Dagster never
   starts two runs with one run key for a sensor, so a tick that is evaluated again after a daemon
@@ -25,45 +26,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from strata.defs.jobs import GroupJob
+from strata.partition_window import Partition, contiguous
 from strata.registry.models import Dataset
-from strata.sources import DateWindow, arrivals
+from strata.sources import arrivals
 
 #: Tags naming a range run's first and last partition (Dagster's single-run backfill tags).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def contiguous(days: Sequence[date], grain: str = "daily") -> list[tuple[date, date]]:
-    """``[(first, last), ...]``: the sorted distinct partition starts split into unbroken stretches (inclusive).
-
-    ``grain`` is the partitions' (``hourly``: datetimes an hour apart; ``monthly``: first days).
-    """
-    step = DateWindow(date.min, date.min, grain)
-    spans: list[tuple[date, date]] = []
-    for day in sorted(set(days)):
-        if spans and day == step.shift(spans[-1][1], 1):
-            spans[-1] = (spans[-1][0], day)
-        else:
-            spans.append((day, day))
-    return spans
-
-
-def _request(gj: GroupJob, files: list[arrivals.LandedFile], span: tuple[date, date] | None) -> dg.RunRequest:
+def _request(gj: GroupJob, files: list[arrivals.LandedFile], span: tuple[Partition, Partition] | None) -> dg.RunRequest:
     identity = "\n".join(sorted(f"{f.key}:{f.identity}" for f in files))
-    key = DateWindow(date.min, date.min, _grain(gj)).key
-    label = "snapshot" if span is None else (key(span[0]) if span[0] == span[1] else f"{key(span[0])}...{key(span[1])}")
+    label = "snapshot" if span is None else (span[0].key if span[0] == span[1] else f"{span[0].key}...{span[1].key}")
     tags = {"strata/trigger": "landing", "strata/files": ", ".join(sorted(f.relative for f in files))[:1000]}
     partition_key = None
     if span is not None and span[0] == span[1]:
-        partition_key = key(span[0])
+        partition_key = span[0].key
     elif span is not None:
-        tags |= {RANGE_START_TAG: key(span[0]), RANGE_END_TAG: key(span[1])}
+        tags |= {RANGE_START_TAG: span[0].key, RANGE_END_TAG: span[1].key}
     return dg.RunRequest(
         run_key=f"{gj.job.name}:{label}:{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
         job_name=gj.job.name,
@@ -100,14 +85,10 @@ def plan_runs(
         if gj.partitions_def is None:
             planned.append((_request(gj, files, None), files))
             continue
-        for first, last in contiguous([f.partition for f in files if f.partition is not None], _grain(gj)):
-            in_span = [f for f in files if first <= f.partition <= last]  # type: ignore[operator]
+        for first, last in contiguous([f.partition for f in files if f.partition is not None]):
+            in_span = [f for f in files if f.partition is not None and first.start <= f.partition.start <= last.start]
             planned.append((_request(gj, in_span, (first, last)), in_span))
     return planned, ignored
-
-
-def _grain(gj: GroupJob) -> str:
-    return gj.partitioning.type if gj.partitioning is not None else "daily"
 
 
 def build_landing_sensor(
@@ -132,7 +113,8 @@ def build_landing_sensor(
             return dg.SkipReason(f"baseline: {len(files)} landing files recorded; later changes will run")
         planned, ignored = plan_runs(arrivals.changes(previous, files), group_jobs)
         for f in ignored:
-            context.log.warning(f"{f.relative}: no partition of {f.dataset} to load it into; not run")
+            why = f" ({f.problem})" if f.problem else ""
+            context.log.warning(f"{f.relative}: no partition of {f.dataset} to load it into{why}; not run")
         context.update_cursor(arrivals.encode(arrivals.advance(previous, files)))
         if not planned:
             return dg.SkipReason("no new or replaced landing files")

@@ -9,8 +9,8 @@ No ``from __future__ import annotations`` here: Dagster reads the context annota
 import dagster as dg
 
 from strata.defs.constants import WAREHOUSE_POOL
+from strata.defs.dataset_metadata import check_metadata
 from strata.defs.quality_gate import run_window
-from strata.defs.registry_assets import check_metadata
 from strata.defs.resources import Warehouse
 
 REVENUE_MART = dg.AssetKey(["marts", "mart_revenue_daily"])

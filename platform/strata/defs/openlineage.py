@@ -10,7 +10,8 @@ Each asset a step materializes is one OpenLineage run (job ``<namespace>/<schema
 * output: ``schema`` (the table's columns and types), ``columnLineage`` (dbt models: the
   ``dagster/column_lineage`` dagster-dbt derives from the manifest's compiled SQL; SQL datasets:
   sqlglot's parse of their SELECT), ``dataQualityAssertions`` (the step's checks, one assertion
-  each), ``outputStatistics`` (rows in the table);
+  each), ``outputStatistics`` (``rowCount``: the rows this run wrote, as the spec defines it) and
+  ``strata_table`` (``rowCount``: the rows in the whole table after the run; a custom facet);
 * inputs: the upstream tables, or a raw dataset's source (landing files, a PostgreSQL table, an
   HTTP API) named as the OpenLineage naming spec says (``postgres://host:port`` + ``db.schema.table``).
 
@@ -34,13 +35,41 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset, FilesSource, HttpSource, PostgresSource
 from strata.settings import LakeLocation, Settings
-from strata.sources import DateWindow
 
 log = logging.getLogger(__name__)
 
 PRODUCER = "https://github.com/strata-data/strata/tree/main/platform/strata/defs/openlineage.py"
+
+#: The key of Strata's custom dataset facet: the table's size after the run (``outputStatistics``
+#: holds what the run wrote). Custom facet keys are prefixed with the producer's name (spec 2-0-2).
+TABLE_FACET = "strata_table"
+
+
+@lru_cache(maxsize=1)
+def _table_facet_class():
+    """The ``strata_table`` facet class, on the client's ``DatasetFacet`` (imported when first needed)."""
+    import attr
+    from openlineage.client.generated.base import DatasetFacet
+
+    @attr.define
+    class StrataTableDatasetFacet(DatasetFacet):
+        """``rowCount``: the rows in the table after the run."""
+
+        rowCount: int  # noqa: N815 - the facet's field name, as the spec's own facets spell theirs
+
+        @staticmethod
+        def _get_schema() -> str:
+            return "https://github.com/strata-data/strata/tree/main/docs/lineage/StrataTableDatasetFacet.json"
+
+    return StrataTableDatasetFacet
+
+
+def table_facet(rows: int):
+    """A ``strata_table`` dataset facet: ``rows`` in the table after the run."""
+    return _table_facet_class()(rowCount=rows)
 
 
 @lru_cache(maxsize=8)
@@ -116,7 +145,10 @@ def source_datasets(dataset: Dataset, landing_root) -> list[tuple[str, str]]:
 class Outcome:
     """What a step wrote to one asset: rows, columns, column lineage, checks."""
 
+    #: rows this run wrote (the spec's outputStatistics.rowCount)
     rows: int | None = None
+    #: rows in the whole table after the run
+    table_rows: int | None = None
     schema: Sequence[tuple[str, str]] = ()
     #: output column -> [(schema.table, column)] it is computed from
     column_lineage: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
@@ -124,10 +156,14 @@ class Outcome:
     checks: Sequence[tuple[str, bool, str]] = ()
 
 
-def outcome_from_metadata(metadata: Mapping, checks: Iterable[tuple[str, bool, str]] = ()) -> Outcome:
+def outcome_from_metadata(
+    metadata: Mapping, checks: Iterable[tuple[str, bool, str]] = (), rows_written: int | None = None
+) -> Outcome:
     """An :class:`Outcome` from a materialization's metadata, as dagster-dbt and Strata record it.
 
-    Reads ``dagster/row_count``, ``dagster/column_schema`` and ``dagster/column_lineage``.
+    Reads ``dagster/row_count`` (the table's rows), ``dagster/column_schema`` and
+    ``dagster/column_lineage``; ``rows_written`` (default: Strata's ``rows_written_in_run``) is
+    what the run wrote.
     """
 
     def value(name):
@@ -137,8 +173,10 @@ def outcome_from_metadata(metadata: Mapping, checks: Iterable[tuple[str, bool, s
     schema = value("dagster/column_schema")
     lineage = value("dagster/column_lineage")
     rows = value("dagster/row_count")
+    written = rows_written if rows_written is not None else value("rows_written_in_run")
     return Outcome(
-        rows=int(rows) if rows is not None else None,
+        rows=int(written) if written is not None else None,
+        table_rows=int(rows) if rows is not None else None,
         schema=[(c.name, c.type) for c in schema.columns] if schema is not None else (),
         column_lineage={
             column: [(".".join(d.asset_key.path[-2:]), d.column_name) for d in deps]
@@ -163,13 +201,12 @@ class StepLineage:
         settings: Settings,
         keys: Iterable[dg.AssetKey],
         inputs: Mapping[dg.AssetKey, Sequence[tuple[str, str]]],
-        window: DateWindow | None,
+        window: PartitionWindow | None,
         warehouse_location,
-        timezone: str = "UTC",
     ):
         from openlineage.client.uuid import generate_new_uuid
 
-        self.context, self.settings, self.window, self.timezone = context, settings, window, timezone
+        self.context, self.settings, self.window = context, settings, window
         self.client = client_for(settings)
         self.namespace = warehouse_namespace(warehouse_location)
         self.keys = list(keys)
@@ -192,8 +229,8 @@ class StepLineage:
         }
         if self.window is not None:
             facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
-                nominalStartTime=_utc_iso(self.window.start, self.timezone),
-                nominalEndTime=_utc_iso(self.window.end, self.timezone),
+                nominalStartTime=_utc_iso(self.window.start),
+                nominalEndTime=_utc_iso(self.window.end),
             )
         if error is not None:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
@@ -262,6 +299,8 @@ class StepLineage:
                 output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     rowCount=outcome.rows
                 )
+            if outcome.table_rows is not None:
+                facets[TABLE_FACET] = table_facet(outcome.table_rows)
         return OutputDataset(
             namespace=self.namespace, name=".".join(key.path), facets=facets, outputFacets=output_facets
         )
@@ -312,12 +351,9 @@ class StepLineage:
             self._emit("ABORT", key)
 
 
-def _utc_iso(moment, timezone: str) -> str:
-    """A partition bound (wall-clock time in ``timezone``; a date is its midnight) as ISO 8601 UTC."""
-    from zoneinfo import ZoneInfo
-
-    local = moment if isinstance(moment, datetime) else datetime.combine(moment, datetime.min.time())
-    return local.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _utc_iso(moment: datetime) -> str:
+    """An instant as ISO 8601 in UTC (``2010-03-14T09:00:00Z``)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def upstream_tables(assets_def: dg.AssetsDefinition, namespace: str) -> dict[dg.AssetKey, list[tuple[str, str]]]:

@@ -121,6 +121,7 @@ def build_publish_asset(marts: list[dg.AssetKey], pool: str = WAREHOUSE_POOL) ->
                     published_key(key),
                     Outcome(
                         rows=counts[key],
+                        table_rows=counts[key],
                         schema=schemas[key],
                         column_lineage={c: [(f"{key.path[0]}.{key.path[-1]}", c)] for c, _ in schemas[key]},
                     ),

@@ -21,6 +21,7 @@ import dagster as dg
 
 from strata.checks.specs import check_specs
 from strata.defs.constants import WAREHOUSE_POOL
+from strata.defs.dataset_metadata import add_column_lineage, check_metadata, declared_schema, materialization_metadata
 from strata.defs.openlineage import (
     StepLineage,
     outcome_from_metadata,
@@ -30,14 +31,13 @@ from strata.defs.openlineage import (
 )
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import partitions_of, window_of
-from strata.defs.quality_gate import gate
+from strata.defs.quality_gate import downstream_in_run, gate, judge, skipped_error
 from strata.defs.resources import LandingZone, Warehouse
-from strata.errors import BlockingChecksFailedError, StrataError
+from strata.errors import BlockingChecksFailedError, PartitionsSkippedError, StrataError
 from strata.registry.issues import RegistryError
 from strata.registry.loader import BrokenDataset, Registry
-from strata.registry.models import CDC_COLUMNS, Dataset, duration_seconds
+from strata.registry.models import Dataset, duration_seconds
 from strata.settings import PROJECT_ROOT, Settings
-from strata.sources import LOAD_COLUMNS
 
 REGISTRY_CHECK = "registry_valid"
 
@@ -64,100 +64,6 @@ def _kinds(dataset: Dataset) -> set[str]:
         return {"duckdb", "sql"}
     kind = dataset.source.format if dataset.source.type == "files" else dataset.source.type
     return {"duckdb", kind}
-
-
-def _schema(dataset: Dataset) -> dg.TableSchema:
-    columns = [
-        dg.TableColumn(
-            c.name,
-            c.type,
-            description=c.description or None,
-            constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.unique),
-        )
-        for c in dataset.columns
-    ]
-    if dataset.layer == "raw":
-        columns += [dg.TableColumn(c, "load metadata") for c in LOAD_COLUMNS]
-        if dataset.is_cdc:
-            columns += [dg.TableColumn(c, "change metadata") for c in CDC_COLUMNS]
-    return dg.TableSchema(columns=columns)
-
-
-def _markdown_table(rows: list[dict]) -> str:
-    if not rows:
-        return "(none)"
-    head = list(rows[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r.get(h, "")).replace("|", "\\|") for h in head) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def check_metadata(values: dict) -> dict:
-    """Check outcome metadata for the UI: tables of rows as markdown, mappings as JSON."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            out[key] = dg.MetadataValue.md(_markdown_table(value))
-        elif isinstance(value, dict | list):
-            out[key] = dg.MetadataValue.json(value)
-        else:
-            out[key] = value
-    return out
-
-
-#: Longest window (days) whose materializations carry a preview of rows (a range run copies its
-#: metadata onto every partition's event).
-PREVIEW_MAX_DAYS = 31
-
-
-def _materialization_metadata(context, con, dataset: Dataset, key: dg.AssetKey, report, window) -> dict:
-    from strata import warehouse
-
-    by_partition = {}
-    for day, rows in report.rows_by_partition.items():
-        by_partition[window.key(day)] = {"rows_in_partition": rows}
-        if dataset.layer == "raw":
-            by_partition[window.key(day)]["rows_quarantined"] = report.quarantined_by_partition.get(day, 0)
-    if by_partition:
-        add_partition_metadata(context, key, by_partition)
-    metadata: dict = {
-        "rows_read_in_run": report.rows_read,
-        "rows_written_in_run": report.rows_written,
-        **{k: v for k, v in report.metadata.items() if isinstance(v, str | int | float)},
-    }
-    if dataset.layer == "raw":
-        metadata["rows_quarantined_in_run"] = report.rows_quarantined
-    # the UI's "Row count" is the table's: a partition's own count is rows_in_partition
-    metadata["dagster/row_count"] = (
-        report.table_rows
-        if report.table_rows is not None
-        else con.execute(f"select count(*) from {warehouse.qualified(dataset.table)}").fetchall()[0][0]
-    )
-    columns = warehouse.columns(con, dataset.table)
-    metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns])
-    if window is None or len(window.days()) <= PREVIEW_MAX_DAYS:
-        where = ""
-        if window is not None:
-            column = "_partition_date" if dataset.layer == "raw" else dataset.partitioning.column
-            where = f" where {warehouse.window_predicate(column)}"
-        rows = con.execute(
-            f"select * from {warehouse.qualified(dataset.table)}{where} limit 5",
-            [window.start, window.end] if window is not None else [],
-        ).fetchall()
-        names = [n for n, _ in columns]
-        metadata["preview"] = dg.MetadataValue.table(
-            records=[
-                dg.TableRecord(
-                    {
-                        n: (v if isinstance(v, int | float | bool) or v is None else str(v))
-                        for n, v in zip(names, r, strict=True)
-                    }
-                )
-                for r in rows
-            ],
-            schema=dg.TableSchema(columns=[dg.TableColumn(n, t) for n, t in columns]),
-        )
-    return metadata
 
 
 @lru_cache(maxsize=256)
@@ -190,22 +96,30 @@ def build_dataset_asset(
     raised as ``dg.Failure(allow_retries=False)``: retrying cannot fix it.
 
     Every step opens the warehouse, so every step is in the warehouse's writer ``pool``
-    (:func:`strata.warehouse.writer_pool`). A write that lost a conflict with another writer of
-    a lake is run again (:func:`strata.warehouse.retrying_conflicts`). Registry SQL (a
-    SELECT, ``custom_sql`` checks) runs only on a connection confined by
-    :func:`strata.warehouse.sandbox`: after the raw load, before anything for a SQL-derived one. The
-    dataset's checks (:mod:`strata.checks.runner`) run in the same step after the write; error
-    ones are blocking. A SQL-derived dataset first passes the quality gate: it does not build on
-    partitions whose upstream failed a blocking check.
+    (:func:`strata.warehouse.writer_pool`), with the connection's ``TimeZone`` set to the
+    partitioning's. A write that lost a conflict with another writer of a lake is run again
+    (:func:`strata.warehouse.retrying_conflicts`). Registry SQL (a SELECT, ``custom_sql`` checks)
+    runs only on a connection confined by :func:`strata.warehouse.sandbox`: after the raw load,
+    before anything for a SQL-derived one. The dataset's checks (:mod:`strata.checks.runner`) run
+    in the same step after the write; error ones are blocking.
+
+    A partitioned SQL-derived dataset builds only the partitions the quality gate allows
+    (:func:`strata.defs.quality_gate.judge`: upstream complete and not failed), records a
+    materialization for exactly those, and then fails naming the others. When a blocking check
+    fails on some partitions of a range run but not all, the failure is reported per partition
+    (the check's result is a warning naming them) and the other partitions go on downstream in the
+    same run, whose steps skip the failed ones and fail naming them; a run with nothing downstream
+    fails here.
     """
     key = dataset_key(dataset)
     deps = list(deps)
     datasets = datasets or {dataset.name: dataset}
     partitions_def = partitions_of(dataset.partitioning) if dataset.partitioning else None
+    timezone = dataset.partitioning.timezone if dataset.partitioning else "UTC"
     spec_json = dataset.model_dump_json()
     metadata = {
         "dagster/table_name": f"warehouse.{dataset.table}",
-        "dagster/column_schema": _schema(dataset),
+        "dagster/column_schema": declared_schema(dataset),
         "load_strategy": dataset.load_strategy,
         "primary_key": ", ".join(dataset.primary_key) or "none",
     }
@@ -241,6 +155,8 @@ def build_dataset_asset(
         metadata=metadata,
         check_specs=specs,
         freshness_policy=freshness,
+        # a build that skips partitions records a materialization per partition built, not the output
+        output_required=False,
     )
     def _dataset(context: dg.AssetExecutionContext, landing: LandingZone, warehouse: Warehouse):
         window = window_of(context) if partitions_def else None
@@ -249,8 +165,7 @@ def build_dataset_asset(
             if dataset.layer == "raw"
             else upstream_tables(context.assets_def, warehouse_namespace(warehouse.location))[key]
         )
-        timezone = dataset.partitioning.timezone if dataset.partitioning else "UTC"
-        lineage = StepLineage(context, Settings.from_env(), [key], {key: inputs}, window, warehouse.location, timezone)
+        lineage = StepLineage(context, Settings.from_env(), [key], {key: inputs}, window, warehouse.location)
         lineage.start()
         try:
             yield from _run(context, landing, warehouse, window, lineage)
@@ -261,9 +176,11 @@ def build_dataset_asset(
     def _run(context, landing: LandingZone, warehouse: Warehouse, window, lineage: StepLineage):
         from strata.checks import results, runner  # DuckDB: at run time only
         from strata.loading import build_derived, load_dataset
-        from strata.warehouse import retrying_conflicts, sandbox
+        from strata.warehouse import retrying_conflicts, sandbox, set_timezone
 
+        verdict = None
         with warehouse.connect() as con:
+            set_timezone(con, timezone)
             try:
                 if dataset.layer == "raw":
                     load = retrying_conflicts(f"loading {dataset.table}")(load_dataset)
@@ -272,8 +189,16 @@ def build_dataset_asset(
                     sandbox(con, readable=[landing.path])
                 else:
                     sandbox(con, readable=[landing.path])
-                    gate(con, [k.to_user_string() for k in deps], window)
-                    report = retrying_conflicts(f"building {dataset.table}")(build_derived)(con, dataset, window)
+                    build = retrying_conflicts(f"building {dataset.table}")(build_derived)
+                    if window is None:
+                        gate(con, [k.to_user_string() for k in deps], None)
+                        report = build(con, dataset)
+                    else:
+                        publish = dataset.partitioning.incomplete == "publish"  # type: ignore[union-attr]
+                        verdict = judge(context, con, deps, window, publish)
+                        if not verdict.build:
+                            raise PartitionsSkippedError(key.to_user_string(), 0, len(window), verdict.reasons())
+                        report = build(con, dataset, window, verdict.skip, verdict.incomplete)
             except StrataError as err:
                 if retry_policy is None:
                     raise
@@ -281,67 +206,71 @@ def build_dataset_asset(
             outcomes = runner.evaluate(
                 con, dataset, window, datasets, report if dataset.layer == "raw" else None, landing.path
             )
+            if verdict is not None and verdict.skip:
+                outcomes = [o.restricted(verdict.build) for o in outcomes]
             results.record(con, key.to_user_string(), outcomes, context.run_id)
-            metadata = _materialization_metadata(context, con, dataset, key, report, window)
+            incomplete = verdict.missing if verdict is not None and verdict.publish_incomplete else None
+            metadata, by_partition = materialization_metadata(con, dataset, report, window, incomplete)
             if dataset.select is not None:
-                _add_column_lineage(con, dataset, metadata)
+                add_column_lineage(con, dataset, metadata)
         outcome = outcome_from_metadata(
             metadata, [(o.name, o.passed, "error" if o.blocking else "warn") for o in outcomes]
         )
-        failed = [o.failure_line() for o in outcomes if o.blocking and not o.passed]
-        if not failed:
+        failing = [o for o in outcomes if o.blocking and not o.passed]
+        judged = {r.partition for o in outcomes for r in o.partitions}
+        failed_partitions = {r.partition for o in failing for r in o.failed_partitions}
+        # some partitions of a range failed, not all: the others go on (the gate holds these back)
+        partial = bool(failing) and None not in judged and len(failed_partitions) < len(judged)
+        if not failing or partial:
             lineage.complete(key, outcome)
         if lineage.errors:
             metadata["openlineage_errors"] = lineage.errors
-        yield dg.MaterializeResult(metadata=metadata)
+        if verdict is not None and verdict.skip:
+            for partition in verdict.build:
+                yield dg.AssetMaterialization(
+                    asset_key=key, partition=partition.key, metadata={**metadata, **by_partition.get(partition.key, {})}
+                )
+        else:
+            if by_partition:
+                add_partition_metadata(context, key, by_partition)
+            yield dg.MaterializeResult(metadata=metadata)
         for check in outcomes:
+            held_back = partial and check.blocking and not check.passed
+            description = check.failure_line() or None
+            if held_back:
+                description = (
+                    f"Blocking on {len(check.failed_partitions)} of {len(check.partitions)} partitions "
+                    f"({description}). The quality gate keeps them out of everything downstream; "
+                    "the other partitions went on."
+                )
             yield dg.AssetCheckResult(
                 check_name=check.name,
                 passed=check.passed,
                 metadata=check_metadata(check.summary()),
-                severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
-                description=check.failure_line() or None,
+                severity=dg.AssetCheckSeverity.ERROR
+                if check.blocking and not held_back
+                else dg.AssetCheckSeverity.WARN,
+                description=description,
             )
-        if failed:
+        if failing:
             where = (
                 f"Rows that broke the contract are in quarantine.{dataset.name} with the rule and reason."
                 if dataset.layer == "raw"
                 else ""
             )
-            error = BlockingChecksFailedError(key.to_user_string(), failed, where)
-            lineage.fail(error, {key: outcome})
-            raise dg.Failure(str(error), allow_retries=False)
+            error = BlockingChecksFailedError(key.to_user_string(), [o.failure_line() for o in failing], where)
+            if not partial or not downstream_in_run(context, key):
+                if not partial:
+                    lineage.fail(error, {key: outcome})
+                raise dg.Failure(str(error), allow_retries=False)
+            context.log.warning(
+                f"{error} The other partitions go on downstream in this run; "
+                "its next steps skip these and fail naming them."
+            )
+        if verdict is not None and verdict.skip:
+            raise skipped_error(key.to_user_string(), verdict)
 
     return _dataset
-
-
-def _add_column_lineage(con, dataset: Dataset, metadata: dict) -> None:
-    """Add ``dagster/column_lineage`` for a SQL-derived dataset to ``metadata``.
-
-    sqlglot's lineage of its SELECT (:func:`strata.registry.sql_columns.column_lineage`), over the
-    columns its tables have now.
-    """
-    from strata import warehouse
-    from strata.registry.sql import parse_select, tables_read
-    from strata.registry.sql_columns import column_lineage
-
-    statement, problem = parse_select(dataset.select or "")
-    if statement is None or problem is not None:
-        return
-    columns = {}
-    for ref in tables_read(statement):
-        relation = ref.qualified if ref.schema else f"raw.{ref.name}"
-        if warehouse.table_exists(con, relation):
-            columns[relation] = [c for c, _ in warehouse.columns(con, relation)]
-    found = column_lineage(statement, columns)
-    if found:
-        metadata["dagster/column_lineage"] = dg.TableColumnLineage(
-            {
-                output: [dg.TableColumnDep(asset_key=relation_key(table), column_name=column) for table, column in deps]
-                for output, deps in found.items()
-                if deps
-            }
-        )
 
 
 def build_broken_asset(broken: BrokenDataset, key: dg.AssetKey) -> dg.AssetsDefinition:

@@ -2,7 +2,8 @@
 
 The schedule follows the group's grain:
 
-* **daily**: at ``STRATA_DAILY_SCHEDULE_AT`` (UTC, default 02:00) on day T, day T-1;
+* **daily**: at ``STRATA_DAILY_SCHEDULE_AT`` (UTC, default 02:00), the last day that ended (day
+  T-1 in UTC; in a zone west of UTC, the day before it);
 * **hourly**: every hour at ``partitioning.grace`` past the hour (default 15 min: 10:15 runs
   09:00-10:00);
 * **monthly**: on the 1st of the month, ``grace`` after midnight (default 00:15), the month before.
@@ -21,11 +22,11 @@ skipped with the reason.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from strata.defs.jobs import GroupJob
+from strata.partition_window import Partition, last_ended
 from strata.registry.models import duration_seconds
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -72,8 +73,9 @@ def build_partition_schedule(group_job: GroupJob, at: str) -> dg.ScheduleDefinit
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        start = ended_partition(grain, context.scheduled_execution_time, grace_s, partitions_def.timezone)
-        key = start.strftime(partitions_def.fmt)
+        tick = context.scheduled_execution_time
+        partition = ended_partition(grain, tick, 0 if grain == "daily" else grace_s, partitions_def.timezone)
+        key = partition.key
         keys = partitions_def.get_partition_keys()
         if key not in keys:
             span = f"{keys[0]} .. {keys[-1]}" if keys else "none yet"
@@ -87,18 +89,13 @@ def build_partition_schedule(group_job: GroupJob, at: str) -> dg.ScheduleDefinit
     return _schedule
 
 
-def ended_partition(grain: str, tick: datetime, grace_s: int, timezone: str) -> datetime:
-    """The start of the partition a tick at ``tick`` runs: the last one that ended.
+def ended_partition(grain: str, tick: datetime, grace_s: int, timezone: str) -> Partition:
+    """The partition a tick at ``tick`` runs: the last one that ended ``grace_s`` before it.
 
-    Hourly and monthly ticks come ``grace_s`` after their partition ends.
-
-    In the partitioning's ``timezone``: a daily tick on day T gives day T-1; an hourly one at
-    10:15 with 15 min grace gives 09:00; a monthly one on 1 June gives 1 May.
+    In the partitioning's ``timezone`` (:func:`strata.partition_window.last_ended`): an hourly tick
+    at 10:15 with 15 min grace gives 09:00; a monthly one on 1 June at 00:15 gives May; a daily tick
+    (no grace) gives the last whole day. Across a fall clock change, the repeated hour runs twice,
+    once per hour (``01:00`` and ``01:00-0800``); across a spring one, the hour that does not exist
+    is never asked for.
     """
-    local = tick.astimezone(ZoneInfo(timezone))
-    if grain == "hourly":
-        return (local - timedelta(seconds=grace_s)).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    if grain == "monthly":
-        this_month = (local - timedelta(seconds=grace_s)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return (this_month - timedelta(days=1)).replace(day=1)
-    return (local - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return last_ended(grain, timezone, tick - timedelta(seconds=grace_s))

@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from strata import warehouse as wh
+from strata.partition_window import PartitionWindow
 from strata.reconcile.compare import Mismatch, compare_keyed, compare_rows
 from strata.reconcile.fingerprint import fingerprints, first_difference
 from strata.reconcile.tpch_answers import SF1_ANSWERS, to_answer_precision
@@ -33,7 +34,7 @@ from strata.registry.issues import RegistryError
 from strata.registry.loader import load_registry
 from strata.registry.models import Dataset
 from strata.settings import ASSETS_CONFIG_DIR
-from strata.sources import DateWindow
+from strata.sources.files import landing_path
 
 # (name, source SQL over tables named like TPC-H, warehouse SQL over the marts, key width)
 QUERIES: list[tuple[str, str, str, int]] = [
@@ -253,14 +254,12 @@ class VerifyReport:
         return not self.mismatches
 
 
-def _window_sql(column: str, window: DateWindow | None) -> str:
-    if window is None:
-        return "true"
-    return f"{column} >= date '{window.start.isoformat()}' and {column} < date '{window.end.isoformat()}'"
+def _window_sql(column: str, window: PartitionWindow | None) -> str:
+    return "true" if window is None else window.predicate(column, "date")
 
 
 def source_views(
-    con: duckdb.DuckDBPyConnection, datasets: Sequence[Dataset], landing_dir: Path, window: DateWindow | None
+    con: duckdb.DuckDBPyConnection, datasets: Sequence[Dataset], landing_dir: Path, window: PartitionWindow | None
 ) -> None:
     """Create one view per TPC-H table (``orders``, ``lineitem`` ...) over its landing files.
 
@@ -269,7 +268,7 @@ def source_views(
     for ds in datasets:
         table = ds.name.removeprefix("tpch_")
         if ds.partitioning and window is not None:
-            paths = [str(landing_dir / ds.source.path.format(date=d.isoformat())) for d in window.days()]
+            paths = [str(landing_dir / landing_path(ds.source.path, p)) for p in window.partitions]
         else:
             paths = [str(landing_dir / ds.source.path.replace("{date}", "*"))]
         listing = ", ".join(wh.literal(p) for p in paths)
@@ -284,7 +283,7 @@ def source_views(
 
 
 def _compare_values(
-    con: duckdb.DuckDBPyConnection, table: str, source_sql: str, column: str | None, window: DateWindow | None
+    con: duckdb.DuckDBPyConnection, table: str, source_sql: str, column: str | None, window: PartitionWindow | None
 ) -> list[Mismatch]:
     """Per-partition, per-column fingerprints of ``wh.<table>`` against ``source_sql``."""
     schema, name = table.split(".")
@@ -314,7 +313,7 @@ def _compare_values(
     ]
 
 
-def warehouse_views(con: duckdb.DuckDBPyConnection, window: DateWindow | None) -> None:
+def warehouse_views(con: duckdb.DuckDBPyConnection, window: PartitionWindow | None) -> None:
     """Create views named like the marts over the attached warehouse ``wh``, restricted to the window."""
     for name, column in MART_VIEWS.items():
         where = _window_sql(column, window) if column else "true"
@@ -325,7 +324,7 @@ def verify(
     datasets: Sequence[Dataset],
     landing_dir: Path,
     warehouse_path: wh.Location,
-    window: DateWindow | None = None,
+    window: PartitionWindow | None = None,
     scale_factor: float | None = None,
 ) -> VerifyReport:
     """Recompute every check from ``landing_dir`` and compare with the warehouse.

@@ -266,13 +266,19 @@ Source = Annotated[FilesSource | PostgresSource | HttpSource, Field(discriminato
 class Partitioning(StrictModel):
     """Time partitions from ``start`` to ``end`` (both inclusive days; no ``end`` means up to now).
 
-    ``type`` is the grain: ``hourly``, ``daily`` (default) or ``monthly``. ``column`` is the event
-    time (or date) column that places a row in its partition; files sources may leave it out (the
-    file's ``{date}``/``{hour}``/``{month}`` decides). Partitions are wall-clock periods in
+    ``type`` is the grain: ``hourly``, ``daily`` (default) or ``monthly``. Partitions are periods of
+    ``timezone``'s clock: an hour starts at each local ``HH:00`` that exists (a spring clock change
+    skips one, a fall one repeats one), a day at local midnight, a month on its 1st
+    (:mod:`strata.partition_window`). ``column`` is the event time (or date) that places a row
+    in its partition; files sources may leave it out (the file's ``{date}``/``{hour}``/``{month}``
+    decides). A ``TIMESTAMPTZ`` column is an instant; a ``TIMESTAMP`` one is wall-clock time in
     ``timezone``. ``lookback`` is how many earlier partitions the scheduled run re-materializes,
     for late data (``lookback_days``: the older spelling, for daily partitions). The schedule
     runs each partition ``grace`` after it ends (hourly, monthly; daily ones run at
-    ``STRATA_DAILY_SCHEDULE_AT``).
+    ``STRATA_DAILY_SCHEDULE_AT``). A SQL-derived dataset whose partitions are built from finer
+    ones upstream (a day from hours) builds a partition only when all of them are materialized
+    and passed their blocking checks; with ``incomplete: publish`` it builds it anyway and flags
+    its rows ``_complete = false``.
     """
 
     type: Literal["hourly", "daily", "monthly"] = "daily"
@@ -285,6 +291,11 @@ class Partitioning(StrictModel):
     )
     lookback_days: int = Field(default=0, ge=0, le=365)
     grace: Duration = Field(default="15m", description="How long after a partition ends its scheduled run starts.")
+    incomplete: Literal["skip", "publish"] = Field(
+        default="skip",
+        description="A partition whose upstream partitions are not all in: skip it (default), or build it "
+        "with _complete = false on its rows.",
+    )
 
     @property
     def lookback_partitions(self) -> int:
@@ -382,9 +393,16 @@ class Freshness(StrictModel):
 
 
 class Quarantine(StrictModel):
-    """Row-level failures go to ``quarantine.<name>``; above ``max_pct`` of rows read, the load fails."""
+    """Row-level failures go to ``quarantine.<name>``; above ``max_pct`` of a partition's rows read, the load fails.
+
+    A partition with fewer than ``min_rows`` rows read is not judged by percentage (one bad row of
+    a two-row hourly file is 50 %): it fails only when none of its rows loaded.
+    """
 
     max_pct: float = Field(default=5.0, ge=0, le=100)
+    min_rows: int = Field(
+        default=20, ge=0, description="Rows read below which max_pct does not apply (0: always applies)."
+    )
 
 
 # --------------------------------------------------------------------------- change data capture

@@ -15,9 +15,11 @@ its mark, so that its files are neither lost nor all new once it is back; a data
 does not know yet (new, or restored) has every file new.
 
 A partitioned dataset's path must contain ``{date}`` (``tpch/orders/orders_{date}.parquet``,
-``events/dt={date}/*.parquet``): the date in the matched path is the file's partition. Files
-whose date lies outside the dataset's partitions are listed with ``partition=None`` and
-``in_range=False`` so that the caller can report them.
+``events/dt={date}/*.parquet``), with ``{hour}`` for hours, or ``{month}``: what the matched path
+names is the file's partition (:func:`strata.partition_window.partition_of_key`). An ``{hour}`` is
+``HH``, or ``HH`` and a UTC offset for the second of a repeated hour (``01-0800``). Files that name
+no partition of the dataset (outside its range, or an hour the clocks skip) are listed with
+``partition=None``, ``in_range=False`` and the ``problem``, so that the caller can report them.
 
 This module knows nothing of Dagster.
 """
@@ -29,13 +31,19 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 
-from strata.registry.models import Dataset, FilesSource
+from strata.partition_window import Partition, PartitionWindow, partition_of_key
+from strata.registry.models import Dataset, FilesSource, Partitioning
 
 _DATE = r"(?P<date>\d{4}-\d{2}-\d{2})"
-_PLACEHOLDERS = {"{date}": _DATE, "{hour}": r"(?P<hour>\d{2})", "{month}": r"(?P<month>\d{4}-\d{2})"}
+_PLACEHOLDERS = {
+    "{date}": _DATE,
+    "{hour}": r"(?P<hour>\d{2}(?:[+-]\d{4})?)",
+    "{month}": r"(?P<month>\d{4}-\d{2})",
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,9 @@ class LandedFile:
         size: bytes.
         mtime_ns: modification time, nanoseconds since the epoch.
         ctime_ns: inode change time, nanoseconds since the epoch (write, rename, metadata change).
-        partition: the day the file belongs to; None for an unpartitioned dataset (or out of range).
-        in_range: False when the file's date is outside the dataset's partitions.
+        partition: the partition the file belongs to; None for an unpartitioned dataset (or none).
+        in_range: False when the file names no partition of the dataset.
+        problem: why it names none (outside the range, an hour that does not exist), or None.
     """
 
     dataset: str
@@ -57,8 +66,9 @@ class LandedFile:
     size: int
     mtime_ns: int
     ctime_ns: int
-    partition: date | None = None
+    partition: Partition | None = None
     in_range: bool = True
+    problem: str | None = None
 
     @property
     def key(self) -> str:
@@ -109,8 +119,6 @@ def scan(datasets: Iterable[Dataset], landing_root: Path) -> list[LandedFile]:
         top = root / _walk_root(ds.source.path)
         if not top.is_dir():
             continue
-        first = ds.partitioning.start if ds.partitioning else None
-        last = ds.partitioning.end if ds.partitioning else None
         for folder, _dirs, names in os.walk(top):
             for name in names:
                 path = Path(folder) / name
@@ -122,34 +130,49 @@ def scan(datasets: Iterable[Dataset], landing_root: Path) -> list[LandedFile]:
                     stat = path.stat()
                 except FileNotFoundError:  # removed while we looked
                     continue
-                day, in_range = None, True
+                partition, problem = None, None
                 if ds.partitioning is not None:
-                    day = _partition_of(match.groupdict(), ds.partitioning.type)
-                    if day is None:
-                        in_range = False
-                    else:
-                        on = day.date() if isinstance(day, datetime) else day
-                        low = first.replace(day=1) if ds.partitioning.type == "monthly" else first
-                        in_range = on >= low and (last is None or on <= last)
-                        day = day if in_range else None
+                    partition, problem = _partition_of(match.groupdict(), ds.partitioning)
                 found.append(
-                    LandedFile(ds.name, relative, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, day, in_range)
+                    LandedFile(
+                        ds.name,
+                        relative,
+                        stat.st_size,
+                        stat.st_mtime_ns,
+                        stat.st_ctime_ns,
+                        partition,
+                        problem is None,
+                        problem,
+                    )
                 )
     return found
 
 
-def _partition_of(groups: Mapping[str, str | None], grain: str) -> date | None:
-    """The start of the partition a matched path names (a datetime for an hour), or None if it names none."""
+def _partition_of(groups: Mapping[str, str | None], spec: Partitioning) -> tuple[Partition | None, str | None]:
+    """The partition a matched path names, or None and why it names none."""
     try:
-        if grain == "monthly":
-            return date.fromisoformat(f"{groups.get('month') or ''}-01")
-        day = date.fromisoformat(groups.get("date") or "")
-        if grain == "hourly":
-            hour = int(groups.get("hour") or "")
-            return datetime.combine(day, time(hour)) if 0 <= hour < 24 else None
-        return day
-    except ValueError:
-        return None
+        if spec.type == "monthly":
+            key = f"{groups.get('month') or ''}-01"
+        elif spec.type == "hourly":
+            hour = groups.get("hour") or ""
+            key = f"{groups.get('date')}-{hour[:2]}:00{hour[2:]}"
+        else:
+            key = groups.get("date") or ""
+        partition = partition_of_key(spec.type, spec.timezone, key)
+    except ValueError as err:
+        return None, str(err)
+    span = _range(spec)
+    if not span.start <= partition.start < span.end:
+        return None, f"{partition.key} is outside the dataset's partitions ({spec.start} .. {spec.end or 'now'})"
+    return partition, None
+
+
+@lru_cache(maxsize=256)
+def _range(spec: Partitioning) -> PartitionWindow:
+    """The instants of ``spec``'s partitions (to year 9998 when it has no end); its partitions are not listed."""
+    first = spec.start.replace(day=1) if spec.type == "monthly" else spec.start
+    last = spec.end + timedelta(days=1) if spec.end else date(9998, 1, 1)
+    return PartitionWindow.from_dates(spec.type, spec.timezone, first, last)
 
 
 @dataclass(frozen=True)

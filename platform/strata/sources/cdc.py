@@ -35,8 +35,9 @@ import pyarrow as pa
 
 from strata import warehouse
 from strata.errors import SourceConfigError
+from strata.partition_window import PartitionWindow
 from strata.registry.models import CDC_COLUMNS, Dataset, PostgresSource
-from strata.sources import DateWindow, Extract
+from strata.sources import Extract
 from strata.sources.postgres import connection_kwargs
 
 TEMP_TABLE = "__strata_cdc"
@@ -171,7 +172,7 @@ def _raw_rows(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> int:
     return con.execute(f"select count(*) from {warehouse.qualified(dataset.table)}").fetchall()[0][0]
 
 
-def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None) -> Extract:
+def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: PartitionWindow | None) -> Extract:
     """Read the table's changes since the last committed load into a DuckDB temporary table.
 
     Columns: the table's columns (VARCHAR), :data:`strata.registry.models.CDC_COLUMNS`,

@@ -1,8 +1,10 @@
 """Landing-zone files: which files a load needs, and the DuckDB reader that scans them.
 
-A partitioned dataset's ``path`` is a template with ``{date}`` (and maybe globs): each partition
-date maps to the files it matches, at least one. A missing file is an error (an empty day is an
-empty file, not an absent one). Paths never leave the landing root.
+A partitioned dataset's ``path`` is a template with ``{date}``, ``{hour}`` or ``{month}`` (and maybe
+globs): each partition maps to the files it matches, at least one. A missing file is an error (an
+empty day is an empty file, not an absent one). An hour that does not exist (a spring clock change)
+has no path; the second of a repeated hour (fall) has its own, its ``{hour}`` carrying the UTC
+offset (:attr:`strata.partition_window.Partition.landing_values`). Paths never leave the landing root.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import glob
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,8 +22,9 @@ import pyarrow.parquet as pq
 
 from strata import warehouse
 from strata.errors import CorruptSourceFileError, MissingSourceFileError
+from strata.partition_window import Partition, PartitionWindow
 from strata.registry.models import CsvOptions, Dataset, FilesSource
-from strata.sources import DateWindow, Extract
+from strata.sources import Extract
 
 #: Name of the column DuckDB's readers add with each row's file path.
 FILENAME_COLUMN = "__strata_source_path"
@@ -40,12 +42,12 @@ class SourceFile:
     Attributes:
         path: absolute path.
         relative: path relative to the landing root, as stored in the raw ``_source_file`` column.
-        partition: the partition date the file's rows belong to (None for snapshots).
+        partition: the partition the file's rows belong to (None for snapshots).
     """
 
     path: Path
     relative: str
-    partition: date | None = None
+    partition: Partition | None = None
 
 
 def _under_root(landing_root: Path, relative: str) -> Path:
@@ -78,31 +80,33 @@ def _matches_or_fail(landing_root: Path, relative: str, dataset: str) -> list[So
         raise CorruptSourceFileError(dataset, landing_root / relative, str(err)) from err
 
 
-def landing_path(template: str, partition: date) -> str:
-    """``template`` with its placeholders filled for the partition starting at ``partition``.
+def landing_path(template: str, partition: Partition) -> str:
+    """``template`` with its placeholders filled for ``partition``.
 
-    ``{date}`` is ``YYYY-MM-DD``, ``{hour}`` ``HH`` (00-23, hourly partitions) and ``{month}``
-    ``YYYY-MM``.
+    ``{date}`` is ``YYYY-MM-DD``, ``{hour}`` ``HH`` (00-23, hourly partitions; the second of a
+    repeated hour ``HH`` and its UTC offset, ``01-0800``) and ``{month}`` ``YYYY-MM``, all local to
+    the partitioning's zone.
     """
-    hour = partition.strftime("%H") if isinstance(partition, datetime) else "00"
-    return template.format(date=partition.strftime("%Y-%m-%d"), hour=hour, month=partition.strftime("%Y-%m"))
+    return template.format(**partition.landing_values)
 
 
-def partition_files(source: FilesSource, landing_root: Path, days: Iterable[date], dataset: str) -> list[SourceFile]:
-    """Every file the partitions starting at ``days`` need (hours, days or months).
+def partition_files(
+    source: FilesSource, landing_root: Path, partitions: Iterable[Partition], dataset: str
+) -> list[SourceFile]:
+    """Every file the ``partitions`` need (hours, days or months).
 
     Raises:
         MissingSourceFileError: naming the expected path of every day that matches no file.
         CorruptSourceFileError: a path is a directory, or a link out of the landing root.
     """
     files, missing = [], []
-    for day in days:
-        relative = landing_path(source.path, day)
+    for partition in partitions:
+        relative = landing_path(source.path, partition)
         found = _matches_or_fail(landing_root, relative, dataset)
         if found is None:
             missing.append(landing_root / relative)
         else:
-            files += [SourceFile(f.path, f.relative, day) for f in found]
+            files += [SourceFile(f.path, f.relative, partition) for f in found]
     if missing:
         raise MissingSourceFileError(dataset, missing)
     return files
@@ -325,17 +329,27 @@ def _quick_csv_count(path: Path, opts: CsvOptions) -> int | None:
     return lines - blank - opts.skip_rows - (1 if opts.header and data else 0)
 
 
-def _source_counter(dataset: Dataset, files: Sequence[SourceFile], footers: dict[Path, pq.FileMetaData]):
+def _source_counter(
+    dataset: Dataset,
+    files: Sequence[SourceFile],
+    footers: dict[Path, pq.FileMetaData],
+    window: PartitionWindow | None,
+):
     """The :attr:`Extract.count_source` of a files load: per partition, the files' own record counts.
 
     Parquet: the footers' row counts (``footers``, already read). Text: counting line ends is the
     fast path; a partition whose count differs from the reader's is recounted exactly
-    (:func:`count_records`), and that count stands.
+    (:func:`count_records`), and that count stands. The reader's counts come keyed by partition
+    value (as SQL returns them); the result is keyed by :class:`Partition` (None: unpartitioned).
     """
     source: FilesSource = dataset.source  # type: ignore[assignment]
     opts = source.csv or CsvOptions()
 
     def count(reader: dict) -> dict:
+        by_reader = {}
+        for value, n in reader.items():
+            partition = window.partition_of_value(value) if window is not None and value is not None else None
+            by_reader[partition] = by_reader.get(partition, 0) + n
         by_partition: dict = {}
         for f in files:
             by_partition.setdefault(f.partition, []).append(f.path)
@@ -348,7 +362,7 @@ def _source_counter(dataset: Dataset, files: Sequence[SourceFile], footers: dict
             if source.format == "csv":
                 quick_counts = [_quick_csv_count(p, opts) if p.stat().st_size else 0 for p in paths]
                 quick = None if None in quick_counts else sum(quick_counts)  # type: ignore[arg-type]
-            if quick is not None and quick == reader.get(partition, 0):
+            if quick is not None and quick == by_reader.get(partition, 0):
                 result[partition] = quick
             else:
                 result[partition] = sum(count_records(dataset, p) for p in paths)
@@ -357,7 +371,40 @@ def _source_counter(dataset: Dataset, files: Sequence[SourceFile], footers: dict
     return count
 
 
-def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: DateWindow | None) -> Extract:
+#: The manifest's columns giving each file's partition as instants, wall-clock times and key
+#: (:attr:`strata.sources.Extract.bounds_columns`).
+BOUNDS_COLUMNS = (
+    "__strata_p_start",
+    "__strata_p_end",
+    "__strata_p_wall_start",
+    "__strata_p_wall_end",
+    "__strata_p_key",
+)
+
+
+def _manifest(files: Sequence[SourceFile], window: PartitionWindow | None) -> pa.Table:
+    """One row per file: its path, relative path, partition value and (partitioned) the partition's bounds."""
+    columns: dict = {"path": [str(f.path) for f in files], "relative": [f.relative for f in files]}
+    if window is None:
+        columns["partition_date"] = pa.array([None] * len(files), pa.date32())
+        return pa.table(columns)
+    parts = [f.partition for f in files]
+    instant = pa.timestamp("us", tz="UTC")
+    columns["partition_date"] = pa.array(
+        [p.value for p in parts], instant if window.value_type == "timestamptz" else pa.date32()
+    )
+    start, end, wall_start, wall_end, key = BOUNDS_COLUMNS
+    columns[start] = pa.array([p.start for p in parts], instant)
+    columns[end] = pa.array([p.end for p in parts], instant)
+    columns[wall_start] = pa.array([p.wall_start for p in parts], pa.timestamp("us"))
+    columns[wall_end] = pa.array([p.wall_end for p in parts], pa.timestamp("us"))
+    columns[key] = [p.key for p in parts]
+    return pa.table(columns)
+
+
+def extract(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: PartitionWindow | None
+) -> Extract:
     """Plan and describe the read of ``dataset``'s files for ``window`` (or its snapshot).
 
     Raises:
@@ -366,19 +413,10 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
     """
     source: FilesSource = dataset.source  # type: ignore[assignment]
     if window is not None:
-        files = partition_files(source, landing_root, window.days(), dataset.name)
+        files = partition_files(source, landing_root, window.partitions, dataset.name)
     else:
         files = snapshot_files(source, landing_root, dataset.name)
-    manifest = pa.table(
-        {
-            "path": [str(f.path) for f in files],
-            "relative": [f.relative for f in files],
-            "partition_date": pa.array(
-                [f.partition for f in files],
-                pa.timestamp("us") if window is not None and window.grain == "hourly" else pa.date32(),
-            ),
-        }
-    )
+    manifest = _manifest(files, window)
     for f in files:
         check_file(dataset, f)
     footers = parquet_footers(dataset, files) if source.format == "parquet" else {}
@@ -387,7 +425,11 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
     con.register(_MANIFEST, manifest)
     # A 0-byte text file is an empty day (0 rows, which the volume check judges), not an error.
     readable = [f for f in files if source.format == "parquet" or f.path.stat().st_size > 0]
-    partition = ", f.partition_date as _partition_date" if window is not None else ""
+    partition = (
+        ", f.partition_date as _partition_date, " + ", ".join(f"f.{c} as {c}" for c in BOUNDS_COLUMNS)
+        if window is not None
+        else ""
+    )
     if not readable:
         text_columns = ", ".join(f"null::varchar as {warehouse.quote(c.name)}" for c in dataset.columns)
         numbered = (
@@ -420,12 +462,13 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path
         relation=relation,
         origin_column="_source_file",
         partition_column="_partition_date" if window is not None else None,
+        bounds_columns=BOUNDS_COLUMNS if window is not None else (),
         units=len(files),
         metadata={"files_read": len(files)},
         cleanup=[_MANIFEST, _REJECTS, _REJECT_SCANS] if rejects else [_MANIFEST],
         rejects=rejects,
         diagnose=lambda err: raise_unreadable(con, dataset, files, err),
-        count_source=_source_counter(dataset, files, footers),
+        count_source=_source_counter(dataset, files, footers, window),
         origin_of_column=lambda column: [
             f.relative
             for f in readable

@@ -25,8 +25,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from strata import warehouse
 from strata.errors import MalformedSourceError
+from strata.partition_window import PartitionWindow
 from strata.registry.models import Dataset, HttpSource
-from strata.sources import DateWindow, Extract
+from strata.sources import Extract
 from strata.sources.postgres import resolve_env
 
 TEMP_TABLE = "__strata_http"
@@ -237,7 +238,7 @@ def _records_by_partition(reader: dict, records: int) -> dict:
     return out
 
 
-def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None) -> Extract:
+def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: PartitionWindow | None) -> Extract:
     """Fetch every page this run needs into a DuckDB temporary table.
 
     Raises:
@@ -246,13 +247,7 @@ def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow
         SourceConfigError: an environment variable the dataset references is not set.
     """
     source: HttpSource = dataset.source  # type: ignore[assignment]
-    fill = {}
-    if window is not None:
-        fill = {
-            "date": window.start.isoformat(),
-            "start": window.start.isoformat(),
-            "end": window.end.isoformat(),
-        }
+    fill = window.placeholders() if window is not None else {}
     params = {k: v.format(**fill) for k, v in source.params.items()}
     fetcher = PageFetcher(source, dataset.name)
     count = records_total = 0

@@ -1,7 +1,8 @@
 """PostgreSQL tables and queries: a snapshot, a partition window, or an incremental extract.
 
 * Snapshot: every row of the table or query.
-* Partitioned: rows whose partition column lies in the window ``[start, end)``.
+* Partitioned: rows whose partition column lies in the window ``[start, end)``, its bounds of the
+  column's type (:meth:`strata.partition_window.PartitionWindow.bounds`).
 * Incremental (high-water mark): rows whose cursor is greater than the largest cursor value
   already loaded minus ``lag``, so rows that arrive late (or are updated again) within the lag
   are read again; the load merges them by primary key. The high-water mark is derived from the
@@ -24,8 +25,9 @@ from psycopg2 import sql as pgsql
 
 from strata import warehouse
 from strata.errors import SourceConfigError
+from strata.partition_window import PartitionWindow, column_kind
 from strata.registry.models import Dataset, PostgresConnection, PostgresSource, duration_seconds
-from strata.sources import DateWindow, Extract
+from strata.sources import Extract
 
 TEMP_TABLE = "__strata_postgres"
 
@@ -65,16 +67,19 @@ def high_water_mark(con: duckdb.DuckDBPyConnection, dataset: Dataset, cursor: st
     ][0]
 
 
-def _query(source: PostgresSource, dataset: Dataset, window: DateWindow | None, hwm: object | None):
+def _query(source: PostgresSource, dataset: Dataset, window: PartitionWindow | None, hwm: object | None):
     if source.table is not None:
         base = pgsql.SQL("select * from {}").format(pgsql.Identifier(*source.table.split(".")))
     else:
         base = pgsql.SQL("select * from ({}) as q").format(pgsql.SQL(source.query))  # validated single SELECT
     where, params = pgsql.SQL("true"), []
-    if window is not None and dataset.partitioning and dataset.partitioning.column:
-        col = pgsql.Identifier(dataset.partitioning.column)
+    declared = (
+        dataset.column(dataset.partitioning.column) if dataset.partitioning and dataset.partitioning.column else None
+    )
+    if window is not None and declared is not None:
+        col = pgsql.Identifier(declared.name)
         where = pgsql.SQL("{} >= %s and {} < %s").format(col, col)
-        params = [window.start, window.end]
+        params = list(window.bounds(column_kind(declared.sql_type)))
     elif source.incremental is not None:
         col = pgsql.Identifier(source.incremental.cursor)
         if hwm is not None:
@@ -86,7 +91,7 @@ def _query(source: PostgresSource, dataset: Dataset, window: DateWindow | None, 
     return pgsql.SQL("select * from ({}) as src where {}").format(base, where), params
 
 
-def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: DateWindow | None) -> Extract:
+def extract(con: duckdb.DuckDBPyConnection, dataset: Dataset, window: PartitionWindow | None) -> Extract:
     """Read the rows this run needs into a DuckDB temporary table.
 
     Raises:
