@@ -4,6 +4,8 @@ strata demo generate [--scale-factor SF] [--force]   TPC-H landing zone (STRATA_
 strata demo page-views [--start D] [--days N]         a seeded hourly event feed
 strata prepare                                        dbt manifest + Dagster home
 strata verify                                         reconcile the warehouse with the source
+strata registry validate|schema|new                   the dataset registry
+strata rebuild NAME                                   move a dataset's tables aside to load it anew
 """
 
 from __future__ import annotations
@@ -173,17 +175,88 @@ def registry_validate(paths: tuple[Path, ...]) -> None:
     from strata.registry.loader import discover, load_registry
     from strata.settings import Settings
 
-    roots = list(paths) or Settings.from_env().assets_config
+    settings = Settings.from_env()
+    roots = list(paths) or settings.assets_config
     files = discover(roots)
     result = load_registry(roots, external_tables=model_relations(load_manifest()))
-    for issue in result.issues:
+    issues = list(result.issues) + _type_change_issues(settings, result)
+    for issue in issues:
         text = f"{_relative(issue.path)}:{issue.line}:{issue.column}: {issue.message}"
         click.echo(text + (f" (hint: {issue.hint})" if issue.hint else ""))
     click.echo(
-        f"{len(files)} file(s): {len(result.datasets)} valid, {len(result.broken)} with errors, "
-        f"{len(result.issues)} error(s)"
+        f"{len(files)} file(s): {len(result.datasets)} valid, {len(result.broken)} with errors, {len(issues)} error(s)"
     )
-    sys.exit(0 if result.ok else 1)
+    sys.exit(0 if not issues else 1)
+
+
+def _type_change_issues(settings: Settings, result) -> list:
+    """Declared types the warehouse's values cannot take, as issues at the column's type.
+
+    Each names the rebuild command; changes the next load applies are printed as notes. Nothing when
+    the warehouse is absent or busy.
+    """
+    import duckdb
+
+    from strata import type_changes, warehouse
+    from strata.registry.yaml_doc import read_yaml
+
+    if settings.lake is None and not settings.warehouse.exists():  # type: ignore[union-attr]
+        return []
+    try:
+        with warehouse.connect(settings.warehouse, read_only=True) as con:
+            changes = type_changes.planned(con, result.datasets.values())
+    except duckdb.Error as err:
+        click.echo(f"note: declared types not compared with the warehouse ({str(err).splitlines()[0]})")
+        return []
+    issues = []
+    for change in changes:
+        path = result.files[change.dataset]
+        if change.compatible:
+            click.echo(f"note: {_relative(path)}: {change.dataset}.{change.describe()}")
+            continue
+        doc, _ = read_yaml(path)
+        if doc is not None:
+            issues.append(
+                doc.issue(
+                    ("columns", change.index, "type"),
+                    f"column '{change.column}': {change.describe()}",
+                    f"declare a type its values convert to, or rebuild the dataset: strata rebuild {change.dataset}",
+                )
+            )
+    return issues
+
+
+@main.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def rebuild(name: str, yes: bool) -> None:
+    """Move dataset NAME's table and quarantine aside (into the archive schema) so that it loads anew.
+
+    For a declared type its stored values cannot take. Nothing is deleted: the old tables stay as
+    archive.<schema>__<name>__<UTC time>. Then materialize the dataset's partitions again (the UI's
+    Materialize, or `dagster asset materialize`).
+    """
+    from strata import type_changes, warehouse
+    from strata.defs.partitions import partitions_of
+    from strata.registry.loader import load_registry
+
+    settings = Settings.from_env()
+    registry = load_registry(settings.assets_config)
+    dataset = registry.datasets.get(name)
+    if dataset is None:
+        raise click.ClickException(f"no valid dataset named {name} in {', '.join(map(str, settings.assets_config))}")
+    if not yes:
+        click.confirm(f"Move {dataset.table} and quarantine.{name} into {type_changes.ARCHIVE_SCHEMA}?", abort=True)
+    with warehouse.connect(settings.warehouse) as con:
+        moved = type_changes.archive(con, dataset)
+    for table in moved:
+        click.echo(f"moved to {table}")
+    key = f"{dataset.schema_name}/{dataset.name}"
+    span = ""
+    if dataset.partitioning is not None:
+        keys = partitions_of(dataset.partitioning).get_partition_keys()
+        span = f" --partition-range '{keys[0]}...{keys[-1]}'" if keys else ""
+    click.echo(f"now materialize it again, e.g.: dagster asset materialize -m strata.definitions --select {key}{span}")
 
 
 @registry.command("schema")
@@ -201,18 +274,23 @@ def registry_schema() -> None:
 @registry.command("new")
 @click.argument("name")
 @click.option("--source", type=click.Choice(["files", "postgres", "http"]), default="files", show_default=True)
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None, help="Default: assets_config/")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: the first folder of $STRATA_ASSETS_CONFIG, else assets_config/",
+)
 def registry_new(name: str, source: str, directory: Path | None) -> None:
-    """Write a commented dataset file NAME.yaml to start from."""
+    """Write a commented dataset file NAME.yaml to start from (never over an existing file)."""
     import re
 
     from strata.registry.models import IDENTIFIER_PATTERN
     from strata.registry.scaffold import render
-    from strata.settings import ASSETS_CONFIG_DIR
 
     if not re.fullmatch(IDENTIFIER_PATTERN, name):
         raise click.BadParameter("a lower snake_case identifier, e.g. sales_orders", param_hint="NAME")
-    target = (directory or ASSETS_CONFIG_DIR) / f"{name}.yaml"
+    target = (directory or Settings.from_env().assets_config[0]) / f"{name}.yaml"
     if target.exists():
         raise click.ClickException(f"{_relative(target)} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)

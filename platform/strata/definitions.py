@@ -23,6 +23,7 @@ from strata.defs.automation import (
 )
 from strata.defs.dbt_assets import build_dbt_assets
 from strata.defs.dbt_project import dbt_project
+from strata.defs.freshness import build_freshness
 from strata.defs.jobs import build_group_jobs
 from strata.defs.landing_sensor import build_landing_sensor
 from strata.defs.maintenance import build_maintenance
@@ -49,25 +50,6 @@ def load_project_registry(config_dirs: list[Path] | None = None, manifest: dict 
     """The registry under ``config_dirs`` (default ``assets_config/``), checked against the dbt models."""
     manifest = manifest if manifest is not None else load_manifest(dbt_project.manifest_path)
     return load_registry(config_dirs or [ASSETS_CONFIG_DIR], external_tables=model_relations(manifest))
-
-
-def freshness_checks(registry: Registry) -> list[dg.AssetChecksDefinition]:
-    """Partition-aware freshness: "the partition for D exists by its deadline".
-
-    One per partitioned dataset that declares freshness (Dagster's time-partition freshness
-    checks): the FreshnessPolicy on the asset judges only the latest materialization.
-    """
-    checks = []
-    for ds in registry.datasets.values():
-        if ds.freshness is None or ds.partitioning is None:
-            continue
-        checks += dg.build_time_partition_freshness_checks(
-            assets=[dataset_key(ds)],
-            deadline_cron=ds.freshness.cron,
-            timezone=ds.freshness.timezone,
-            severity=dg.AssetCheckSeverity.ERROR if ds.freshness.severity == "error" else dg.AssetCheckSeverity.WARN,
-        )
-    return checks
 
 
 def build_definitions(settings: Settings | None = None, config_dirs: list[Path] | None = None) -> dg.Definitions:
@@ -105,7 +87,7 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     marts = partitioned_marts(assets + dbt_defs)
     if marts:
         dbt_defs.append(build_publish_asset(marts, pool=transform_pool))
-    fresh = freshness_checks(registry)
+    fresh, freshness_schedules = build_freshness(registry.datasets)
     checks = build_mart_checks(dbt_daily, pool=transform_pool) + fresh
     taken = {dataset_key(ds) for ds in registry.datasets.values()} | {k for a in dbt_defs for k in a.keys}
     keys = broken_keys(registry, taken)
@@ -121,19 +103,14 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
     ]
     if registry.broken:
         sensors.append(build_registry_errors_sensor(registry, keys))
-    if fresh:
-        sensors.append(
-            dg.build_sensor_for_freshness_checks(
-                freshness_checks=fresh, name="partition_freshness", default_status=dg.DefaultSensorStatus.RUNNING
-            )
-        )
     maintenance_job, maintenance_schedule = build_maintenance(settings.lake_snapshot_retention, transform_pool)
     return dg.Definitions(
         assets=all_assets,
         asset_checks=checks,
         jobs=[gj.job for gj in group_jobs] + [maintenance_job],
         schedules=[build_partition_schedule(gj, settings.daily_schedule_at) for gj in group_jobs if gj.partitions_def]
-        + [maintenance_schedule],
+        + [maintenance_schedule]
+        + freshness_schedules,
         sensors=sensors,
         resources=build_resources(settings),
         executor=dg.in_process_executor,

@@ -149,3 +149,22 @@ class PartitionsSkippedError(StrataError):
             "Materialize (or fix) the upstream partitions named; each skipped partition builds once they are in "
             "and pass their checks (automation rebuilds it, or re-run it)."
         )
+
+
+class TypeMigrationError(StrataError):
+    """A declared column's type changed to one the values already in the table cannot take.
+
+    Attributes:
+        dataset: the dataset's name.
+        column: the column.
+    """
+
+    def __init__(self, dataset: str, cause: Exception):
+        self.dataset = dataset
+        self.column = getattr(cause, "column", "?")
+        super().__init__(
+            f"{dataset}: cannot change the column's type: {cause}. Nothing was loaded.\n"
+            f"Rebuild the dataset with the new type: `strata rebuild {dataset}` moves its table (and quarantine) "
+            "aside into the archive schema, then materialize its partitions again; or declare a type its values "
+            "convert to."
+        )

@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 
 from strata import contract, warehouse
-from strata.errors import ContractError, ReservedColumnError
+from strata.errors import ContractError, ReservedColumnError, TypeMigrationError
 from strata.partition_window import Partition, PartitionWindow, column_kind
 from strata.registry.models import Dataset, FilesSource, PostgresSource
 from strata.registry.sql import sandboxed
@@ -277,7 +277,7 @@ def _write_quarantine(con, dataset: Dataset, ex: Extract, window, source_types: 
             "to_json({'line': text})::varchar, ?::timestamptz, ?::varchar from " + REJECTED
         )
         all_params += params
-    warehouse.create_like(con, table, select, all_params)
+    _evolve(dataset, table, lambda: warehouse.create_like(con, table, select, all_params))
     strategy = dataset.load_strategy
     if strategy == "overwrite_partition" and window is not None:
         warehouse.delete_where(con, table, _window_predicate(con, table, window))
@@ -336,6 +336,19 @@ def _count(con: duckdb.DuckDBPyConnection, report: LoadReport, column: str, wind
         report.table_rows = con.execute(f"select count(*) from {warehouse.qualified(report.table)}").fetchall()[0][0]
 
 
+def _evolve(dataset: Dataset, table: str, change):
+    """Run ``change``, a write that may migrate ``table``'s column types.
+
+    Raises:
+        TypeMigrationError: a column's values do not convert to its new type; names the dataset
+            and how to rebuild it.
+    """
+    try:
+        return change()
+    except warehouse.IncompatibleTypeError as err:
+        raise TypeMigrationError(dataset.name, err) from err
+
+
 def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
     try:
         con.unregister(name)
@@ -358,15 +371,16 @@ def _write(
     strategy, table = dataset.load_strategy, dataset.table
     if strategy == "replace":
         return warehouse.create_or_replace(con, table, select_sql, params), {}
-    warehouse.create_like(con, table, select_sql, params)
+    changes = _evolve(dataset, table, lambda: warehouse.create_like(con, table, select_sql, params))
+    changed = {"schema_changes": "; ".join(changes)} if changes else {}
     if strategy == "overwrite_partition":
         assert window is not None
         warehouse.delete_where(con, table, _window_predicate(con, table, window))
-        return warehouse.insert_by_name(con, table, select_sql, params), {}
+        return warehouse.insert_by_name(con, table, select_sql, params), changed
     if strategy == "append":
         origin = warehouse.quote(ex.origin_column)
         warehouse.delete_where(con, table, f"{origin} in (select {origin} from {VALIDATED})")
-        return warehouse.insert_by_name(con, table, select_sql, params), {}
+        return warehouse.insert_by_name(con, table, select_sql, params), changed
     order = None
     source = dataset.source
     if isinstance(source, PostgresSource) and source.incremental is not None:
@@ -374,7 +388,7 @@ def _write(
     inserted, updated = warehouse.merge_by_key(
         con, table, select_sql, dataset.write_key, params, order_by=order, ignore=VOLATILE_LOAD_COLUMNS
     )
-    extra = {"rows_inserted": inserted, "rows_updated": updated}
+    extra = {"rows_inserted": inserted, "rows_updated": updated, **changed}
     if isinstance(source, PostgresSource) and source.incremental is not None:
         hwm = con.execute(
             f"select max({warehouse.quote(source.incremental.cursor)}) from {warehouse.qualified(table)}"
@@ -438,12 +452,17 @@ def build_derived(
         flag = f"not ({within(incomplete)})" if incomplete else "true"
         select_sql = f"select *, ({flag}) as {COMPLETE_COLUMN} from ({select_sql}) as built"
     select_sql = f"select * from ({select_sql}) as windowed where {selected}"
+    changes: list[str] = []
     if strategy == "merge":
         inserted, updated = warehouse.merge(con, dataset.table, select_sql, dataset.primary_key)
         rows = inserted + updated
     else:
-        rows = warehouse.replace_window(con, dataset.table, select_sql, selected)
+        rows, changes = _evolve(
+            dataset, dataset.table, lambda: warehouse.replace_window(con, dataset.table, select_sql, selected)
+        )
     report = LoadReport(dataset.name, dataset.table, rows, rows)
+    if changes:
+        report.metadata["schema_changes"] = "; ".join(changes)
     report.skipped = sorted(skip)
     _count(con, report, spec.column, window)
     return report

@@ -244,13 +244,18 @@ class PartitionWindow:
 
     @classmethod
     def from_dates(cls, grain: str, timezone: str, first: date, end: date) -> PartitionWindow:
-        """The partitions from local midnight of ``first`` to local midnight of ``end`` (exclusive)."""
-        return cls(
+        """The partitions that overlap local midnight of ``first`` to local midnight of ``end`` (exclusive).
+
+        For days, exactly those days; for months, every month from ``first``'s through the one before
+        ``end``'s first instant (the window is widened to whole partitions).
+        """
+        window = cls(
             grain,
             timezone,
             _earliest(datetime.combine(first, time()), timezone),
             _earliest(datetime.combine(end, time()), timezone),
         )
+        return window.at_grain(grain)
 
     @classmethod
     def between(cls, grain: str, timezone: str, first_key: str, last_key: str) -> PartitionWindow:
@@ -498,25 +503,30 @@ def contiguous(partitions: Sequence[Partition]) -> list[tuple[Partition, Partiti
     return spans
 
 
-def irregular_clock_change(timezone: str, first: date, last: date) -> str | None:
-    """The first clock change of ``timezone`` in ``first`` .. ``last`` that is not whole hours at a whole hour.
+def irregular_clock_change(timezone: str, first: date, last: date, grain: str = "hourly") -> str | None:
+    """The first clock change of ``timezone`` in ``first`` .. ``last`` that ``grain`` partitions cannot follow.
 
-    Described in words, or None if there is none.
-
-    Dagster's hourly partitions (and :meth:`PartitionWindow.partition_sql`) assume there is none:
-    across Australia/Lord_Howe's 30-minute changes its hours leave gaps and keys that name other
-    hours (dagster 1.13, ``_utils/schedules.py``).
+    Described in words, or None if there is none. Hours need every change to be whole hours at a
+    whole hour: across Australia/Lord_Howe's 30-minute changes Dagster's hours leave gaps and keys
+    that name other hours (dagster 1.13, ``_utils/schedules.py``, which assumes it). Days and months
+    need no change of a day or more: across Pacific/Apia's skipped 2011-12-30 Dagster's days overlap.
     """
-    return _irregular(timezone, first, last)
+    found = _irregular(timezone, first, last)
+    for when, shift, text in found:
+        if abs(shift) >= timedelta(days=1) or (grain == "hourly" and (shift % timedelta(hours=1) or when)):
+            return text
+    return None
 
 
 @cache
-def _irregular(timezone: str, first: date, last: date) -> str | None:
+def _irregular(timezone: str, first: date, last: date) -> tuple[tuple[bool, timedelta, str], ...]:
+    """Each clock change in ``first`` .. ``last``: (not at a whole hour, the shift, a description)."""
     z = zone(timezone)
     moment = datetime.combine(first, time(), tzinfo=UTC) - timedelta(days=1)
     stop = datetime.combine(last, time(), tzinfo=UTC) + timedelta(days=2)
     step = timedelta(hours=6)
     offset = moment.astimezone(z).utcoffset()
+    found = []
     while moment < stop:
         following = moment + step
         new = following.astimezone(z).utcoffset()
@@ -530,16 +540,16 @@ def _irregular(timezone: str, first: date, last: date) -> str | None:
                     hi = mid
             shift = new - offset  # type: ignore[operator]
             before = hi.astimezone(z).replace(tzinfo=None) - shift  # the wall clock just before the change
-            whole_hour = before.minute == 0 and before.second == 0
-            if shift % timedelta(hours=1) or not whole_hour:
-                minutes = shift.total_seconds() / 60
-                return (
-                    f"on {before:%Y-%m-%d} at {before:%H:%M:%S} the clocks of {timezone} "
-                    f"{'go forward' if minutes > 0 else 'go back'} {abs(minutes):g} minutes"
-                )
+            minutes = shift.total_seconds() / 60
+            amount = f"{abs(minutes) / 1440:g} day(s)" if abs(minutes) >= 1440 else f"{abs(minutes):g} minutes"
+            text = (
+                f"on {before:%Y-%m-%d} at {before:%H:%M:%S} the clocks of {timezone} "
+                f"{'go forward' if minutes > 0 else 'go back'} {amount}"
+            )
+            found.append((bool(before.minute or before.second), shift, text))
             offset = new
         moment = following
-    return None
+    return tuple(found)
 
 
 def last_ended(grain: str, timezone: str, moment: datetime) -> Partition:

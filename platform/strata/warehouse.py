@@ -320,24 +320,80 @@ def temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 # --------------------------------------------------------------------------- statements
 
 
-def create_like(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()) -> None:
-    """Create ``table`` (and its schema) with the shape of ``select_sql``, or evolve it.
+class IncompatibleTypeError(Exception):
+    """A column's new type cannot hold the values the table already has.
+
+    Attributes:
+        table: ``schema.table``.
+        column: the column.
+        old, new: its type in the table and the type asked for (DuckDB's names).
+        failing: how many existing values do not convert.
+        example: one of them, as text.
+    """
+
+    def __init__(self, table: str, column: str, old: str, new: str, failing: int, example: str):
+        self.table, self.column, self.old, self.new = table, column, old, new
+        self.failing, self.example = failing, example
+        super().__init__(
+            f"{table}.{column} is {old}; {failing:,} of its values do not convert to {new} (e.g. {example!r})"
+        )
+
+
+def create_like(
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Sequence[object] = ()
+) -> list[str]:
+    """Create ``table`` (and its schema) with the shape of ``select_sql``, or evolve it; return the changes made.
 
     If the table exists, the columns ``select_sql`` has and the table lacks are added (nullable, so
     earlier rows read NULL): a source that gains a column keeps it. Columns the table has and the
-    select lacks stay, and later inserts by name leave them NULL. A changed type is not widened; the
-    insert then fails with DuckDB's conversion error naming the column.
+    select lacks stay, and later inserts by name leave them NULL. A column whose type changed is
+    migrated when every value it holds converts to the new type (a widening such as INTEGER to
+    BIGINT, or DATE to TIMESTAMP, always does): the table's column takes the new type, in the
+    caller's transaction. Each change is described (``amount: DECIMAL(10,2) -> DECIMAL(18,2)``).
+
+    Raises:
+        IncompatibleTypeError: a changed column holds values the new type cannot (nothing changed).
     """
+    changes: list[str] = []
     if table_exists(con, table):
-        have = {name for name, _ in columns(con, table)}
+        have = dict(columns(con, table))
         described = con.execute(f"describe select * from ({select_sql})", list(params)).fetchall()
         for name, type_, *_ in described:
             if name not in have:
                 con.execute(f"alter table {qualified(table)} add column {quote(name)} {type_}").fetchall()
-        return
+                changes.append(f"{name}: added ({type_})")
+            elif have[name] != type_ and type_ != "NULL":
+                migrate_column(con, table, name, have[name], type_)
+                changes.append(f"{name}: {have[name]} -> {type_}")
+        return changes
     schema, _, _ = table.partition(".")
     con.execute(f"create schema if not exists {quote(schema)}").fetchall()
     con.execute(f"create table {qualified(table)} as select * from ({select_sql}) limit 0", list(params)).fetchall()
+    return changes
+
+
+def migrate_column(con: duckdb.DuckDBPyConnection, table: str, column: str, old: str, new: str) -> None:
+    """Give ``table``'s ``column`` the type ``new`` (it is ``old``), converting every value.
+
+    A TIMESTAMP becoming a TIMESTAMPTZ is read in the connection's ``TimeZone``.
+
+    Raises:
+        IncompatibleTypeError: some value does not convert (nothing changed).
+    """
+    col = quote(column)
+    failing, example = con.execute(
+        f"select count(*), any_value({col}::varchar) from {qualified(table)} "
+        f"where {col} is not null and try_cast({col} as {new}) is null"
+    ).fetchall()[0]
+    if failing:
+        raise IncompatibleTypeError(table, column, old, new, int(failing), str(example))
+    if not is_lake(con):
+        con.execute(f"alter table {qualified(table)} alter column {col} set data type {new}").fetchall()
+    else:  # a lake promotes only some types in place: rewrite the table with the column converted
+        con.execute(
+            f"create or replace table {qualified(table)} as "
+            f"select * replace (cast({col} as {new}) as {col}) from {qualified(table)}"
+        ).fetchall()
 
 
 def delete_where(con: duckdb.DuckDBPyConnection, table: str, where: str, params: Sequence[object] = ()) -> None:
@@ -411,7 +467,7 @@ def merge_by_key(
 
 def replace_window(
     con: duckdb.DuckDBPyConnection, table: str, select_sql: str, predicate: str, params: Sequence[object] = ()
-) -> int:
+) -> tuple[int, list[str]]:
     """Replace the rows of ``table`` for which ``predicate`` holds with ``select_sql``.
 
     ``predicate`` selects the partitions replaced (:meth:`strata.partition_window.PartitionWindow.predicate`);
@@ -419,15 +475,16 @@ def replace_window(
     use. Delete and insert run in one transaction; columns are matched by name.
 
     Returns:
-        The number of rows inserted.
+        The number of rows inserted, and the changes made to the table's columns (:func:`create_like`).
 
     Raises:
         duckdb.Error: the query failed; the transaction was rolled back.
+        IncompatibleTypeError: a column's type changed to one its values do not convert to.
     """
     with transaction(con):
-        create_like(con, table, select_sql, params)
+        changes = create_like(con, table, select_sql, params)
         delete_where(con, table, predicate)
-        return insert_by_name(con, table, select_sql, params)
+        return insert_by_name(con, table, select_sql, params), changes
 
 
 def merge(

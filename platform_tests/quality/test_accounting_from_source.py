@@ -11,8 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from conftest import by_value
 import pytest
+from conftest import by_value
 
 from strata.checks.accounting import row_accounting
 from strata.checks.scope import Scope

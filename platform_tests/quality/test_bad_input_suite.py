@@ -11,10 +11,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from conftest import by_value
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import by_value
 
 from strata import warehouse
 from strata.checks import accounting
@@ -89,7 +89,9 @@ def raw_ids(con) -> list[int]:
 def test_empty_file_is_an_empty_day(con, landing):
     drop(landing, "")
     report = load(con, landing)
-    assert (report.rows_read, report.rows_written) == (0, 0) and by_value(report.rows_by_partition) == {date(2024, 3, 1): 0}
+    assert (report.rows_read, report.rows_written) == (0, 0) and by_value(report.rows_by_partition) == {
+        date(2024, 3, 1): 0
+    }
 
 
 def test_header_only(con, landing):

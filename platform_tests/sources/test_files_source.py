@@ -6,11 +6,11 @@ from datetime import date
 from decimal import Decimal
 
 import duckdb
-from conftest import by_value
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import by_value
 
 from strata.errors import ContractError, MissingSourceFileError
 from strata.loading import load_dataset
@@ -236,9 +236,9 @@ def test_value_that_does_not_convert_is_quarantined_with_file_row_and_column(con
     )
     report = load_dataset(con, dataset(), landing, "r", DAY)
     assert (report.rows_read, report.rows_written, report.rows_quarantined) == (2, 1, 1)
-    assert by_value(report.read_by_partition) == {date(2024, 3, 1): 2} and by_value(report.quarantined_by_partition) == {
-        date(2024, 3, 1): 1
-    }
+    assert by_value(report.read_by_partition) == {date(2024, 3, 1): 2} and by_value(
+        report.quarantined_by_partition
+    ) == {date(2024, 3, 1): 1}
     [(day, source, row, rule, column, reason, payload)] = quarantine(con)
     assert (day, source, row, rule, column) == (date(2024, 3, 1), "shop/2024-03-01.csv", 1, "cast", "amount")
     assert reason == "cast on amount: abc is not DECIMAL(10,2)"

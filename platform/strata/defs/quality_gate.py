@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from strata.defs.partitions import grain_of
 from strata.errors import BlockedByChecksError, PartitionsSkippedError
 from strata.partition_window import Partition, PartitionWindow
 
@@ -127,8 +128,6 @@ def judge(
 
 def finer(parent: dg.TimeWindowPartitionsDefinition, grain: str) -> bool:
     """Whether ``parent``'s partitions are of a finer grain than ``grain`` (hours under days, days under months)."""
-    from strata.defs.partitions import grain_of
-
     order = {"hourly": 0, "daily": 1, "monthly": 2}
     return order[grain_of(parent)] < order[grain]
 

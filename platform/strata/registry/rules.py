@@ -19,6 +19,7 @@ from zoneinfo import available_timezones
 import yaml
 from cronsim import CronSim, CronSimError
 
+from strata.partition_window import column_kind, irregular_clock_change
 from strata.registry.issues import Issue
 from strata.registry.models import (
     CDC_COLUMNS,
@@ -56,7 +57,7 @@ COMMON_TYPES = [
 ]
 WINDOW_PLACEHOLDERS = {"date", "start", "end"}
 #: Column names Strata's loads add (:data:`strata.sources.LOAD_COLUMNS`, and the row number).
-RESERVED_COLUMNS = frozenset(LOAD_COLUMNS) | {"_source_row"} | frozenset(CDC_COLUMNS)
+RESERVED_COLUMNS = frozenset(LOAD_COLUMNS) | {"_source_row", "_complete"} | frozenset(CDC_COLUMNS)
 #: Columns the SCD Type 2 history adds or uses (:func:`strata.registry.models.scd2_sql`).
 HISTORY_COLUMNS = frozenset(
     {"version", "valid_from", "valid_to", "is_current", "snapshot_day", "previous_day", "next_day", "opens"}
@@ -210,6 +211,24 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             f"unknown timezone '{p.timezone}'",
             _near(p.timezone, sorted(_TIMEZONES)) or "an IANA name such as UTC or Europe/Amsterdam",
         )
+    if p.timezone in _TIMEZONES:
+        last = p.end or date(date.today().year + 10, 12, 31)
+        irregular = irregular_clock_change(p.timezone, max(p.start, EARLIEST), min(last, LATEST), p.type)
+        if irregular:
+            need = "clock changes of whole hours at whole hours" if p.type == "hourly" else "no skipped or repeated day"
+            yield doc.issue(
+                ("partitioning", "timezone"),
+                f"{p.type} partitions in {p.timezone} need {need}, but {irregular}",
+                "use daily partitions, or timezone: UTC (event times with a UTC offset still land in their hour)"
+                if p.type == "hourly"
+                else "start the partitions after that day, or use timezone: UTC",
+            )
+    if p.incomplete == "publish" and ds.layer == "raw":
+        yield doc.issue(
+            ("partitioning", "incomplete"),
+            "incomplete applies to SQL-derived datasets built from finer upstream partitions",
+            "remove it from a raw dataset",
+        )
     names = [c.name for c in ds.columns]
     if p.column is None and not isinstance(ds.source, FilesSource):
         yield doc.issue(("partitioning",), "partitioning needs a 'column': the date column that places each row")
@@ -219,6 +238,24 @@ def _partitioning(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             f"partition column '{p.column}' is not among the declared columns",
             _near(p.column, names) or "declare it under columns:",
         )
+    declared = ds.column(p.column) if p.column else None
+    if declared is not None and valid_type(declared.type):
+        try:
+            kind = column_kind(declared.sql_type)
+        except ValueError:
+            kind = None
+        index = names.index(declared.name)
+        if kind is None:
+            yield doc.issue(
+                ("columns", index, "type"),
+                f"partition column '{declared.name}' is {declared.type}: it must be a DATE, TIMESTAMP or TIMESTAMPTZ",
+            )
+        elif kind == "date" and p.type == "hourly":
+            yield doc.issue(
+                ("columns", index, "type"),
+                f"partition column '{declared.name}' is a DATE: it cannot place a row in an hour",
+                "declare it TIMESTAMPTZ (an instant) or TIMESTAMP (wall-clock time in the partitioning's timezone)",
+            )
 
 
 def _load(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
