@@ -47,10 +47,13 @@ def test_an_hourly_feed_runs_hour_by_hour_through_a_daily_mart(web):
     first = day - timedelta(days=1)
     result = web.materialize([RAW], start=hour_key(first), end=hour_key(day + timedelta(hours=23)))
     assert result.success
-    # the freshness check judges the latest hour that is due (2024-05-30 23:00, never loaded here)
-    [freshness] = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness_check"]
+    # the freshness check judges every hour that is due: all 720 are, and 48 are loaded
+    [freshness] = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness"]
     assert not freshness.passed and freshness.severity == dg.AssetCheckSeverity.WARN
-    assert freshness.metadata["dagster/freshness_params"].data["deadline_cron"] == "30 * * * *"
+    assert freshness.metadata["partitions_due"].value == 720 and freshness.metadata["partitions_missing"].value == 672
+    assert freshness.description.startswith("672 partition(s) past their deadline are missing: 2024-05-01-00:00, ")
+    spec = next(spec for check in web.defs.asset_checks for spec in check.check_specs if spec.name == "freshness")
+    assert spec.metadata["deadline_cron"] == "30 * * * *"
     expected = {h: n for h, n in expected_views(START, 30).items() if first <= h < day + timedelta(days=1)}
     loaded = dict(
         web.query("select timezone('UTC', _partition_date), count(*) from raw.web_page_views group by 1 order by 1")

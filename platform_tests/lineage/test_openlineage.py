@@ -152,8 +152,16 @@ def test_a_range_run_sends_valid_events_with_lineage_checks_and_window(seeded, r
     assertions = output["facets"]["dataQualityAssertions"]["assertions"]
     assert assertions and all(a["success"] for a in assertions)
     assert any(a["assertion"].startswith("relationships_fct_order_lines_customer_key") for a in assertions)
+    # rowCount is what the run wrote (the window's rows, as the spec defines it); the table's total
+    # is in Strata's own facet
     rows = seeded.query("select count(*) from marts.fct_order_lines")[0][0]
-    assert output["outputFacets"]["outputStatistics"]["rowCount"] == rows
+    written = seeded.query(
+        "select count(*) from marts.fct_order_lines where order_date >= '1995-01-10' and order_date < '1995-01-12'"
+    )[0][0]
+    assert 0 < written < rows
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == written
+    table = output["facets"]["strata_table"]
+    assert table["rowCount"] == rows and table["_producer"] and table["_schemaURL"].endswith(".json")
     assert {i["name"] for i in fct["inputs"]} >= {"staging.stg_tpch__lineitem", "marts.dim_customer_history"}
 
     # a raw dataset's input is its source: the landing files

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import by_value
 
 from strata.errors import CorruptSourceFileError, ReservedColumnError
 from strata.loading import load_dataset
@@ -69,8 +70,8 @@ def test_a_column_that_comes_and_goes_loads_every_day(con, landing):
     _day(landing, DAY1, "id,name\n1,a\n2,b\n")
     _day(landing, DAY2, "id,name,extra\n3,c,x\n")
     report = load_dataset(con, _dataset(), landing, "r1", WINDOW)
-    assert report.read_by_partition == {DAY1: 2, DAY2: 1}
-    assert report.rows_by_partition == {DAY1: 2, DAY2: 1}
+    assert by_value(report.read_by_partition) == {DAY1: 2, DAY2: 1}
+    assert by_value(report.rows_by_partition) == {DAY1: 2, DAY2: 1}
     assert report.new_columns == ["extra"]
 
 
@@ -136,7 +137,7 @@ def test_invalid_utf8_bytes_are_quarantined_not_loaded(con, landing):
     _day(landing, DAY1, b"id,name\n1,a\n2,caf\xe9\n")
     _day(landing, DAY2, "id,name\n3,c\n")
     report = load_dataset(con, _dataset(), landing, "r1", WINDOW)
-    assert report.read_by_partition[DAY1] == 2
-    assert report.quarantined_by_partition[DAY1] == 1
+    assert by_value(report.read_by_partition)[DAY1] == 2
+    assert by_value(report.quarantined_by_partition)[DAY1] == 1
     reason = con.execute("select _reason from quarantine.people").fetchall()[0][0]
     assert "unicode" in reason.lower() or "utf" in reason.lower(), reason

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import duckdb
 import pytest
+from conftest import by_value
 
 from strata import warehouse
 from strata.errors import SourceConfigError
@@ -177,7 +178,7 @@ def test_partition_window_and_merge_free_overwrite(pg, con):
     report = load_dataset(
         con, ds, None, "r", PartitionWindow.from_dates("daily", "UTC", date(2024, 5, 2), date(2024, 5, 3))
     )
-    assert report.rows_by_partition == {date(2024, 5, 2): 2}
+    assert by_value(report.rows_by_partition) == {date(2024, 5, 2): 2}
     assert con.execute("select id, _source_table from raw.shop_orders order by 1").fetchall() == [
         (2, "query:shop_orders"),
         (3, "query:shop_orders"),
