@@ -5,6 +5,8 @@ backends (a DuckDB file and a DuckLake)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -109,6 +111,39 @@ def test_a_corrupt_partition_stops_the_marts_and_lands_in_quarantine(damaged_pla
 
     # other days are not blocked
     assert platform.materialize(dbt_only, partition="1995-01-11").success
+
+
+def test_one_bad_day_in_a_range_run_costs_that_day_only(damaged_platform):
+    """A single run over three days, raw through the marts: the day that fails a blocking check on raw is
+    held back, the other two build through the marts in the same run, and the run fails naming the day."""
+    platform = damaged_platform
+    before = dict(platform.query("select order_date, revenue from marts.mart_revenue_daily"))
+    corrupt(platform, DAY, 0.5)
+    result = platform.materialize(
+        platform.keys(partitioned=True), start="1995-01-09", end="1995-01-11", raise_on_error=False
+    )
+    assert not result.success
+    threshold = evaluations(result)[("raw/tpch_lineitem", "quarantine_threshold")]
+    assert not threshold.passed and threshold.severity == dg.AssetCheckSeverity.WARN
+    assert threshold.description.startswith("Blocking on 1 of 3 partitions")
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "dbt_incremental"
+    message = failure.step_failure_data.error.to_string()
+    assert "built 2 of 3 partition(s); 1 skipped" in message
+    assert f"{DAY}: raw/tpch_lineitem quarantine_threshold failed on {DAY}" in message
+    built = {e.partition for e in result.get_asset_materialization_events() if e.asset_key == MART}
+    assert built == {"1995-01-09", "1995-01-11"}
+    after = dict(platform.query("select order_date, revenue from marts.mart_revenue_daily"))
+    held = {d for d in after if str(d) == DAY}
+    assert held and all(after[d] == before[d] for d in held)  # the held-back day keeps its numbers
+    # and the two days that built equal their recomputation from the landing files
+    from strata.partition_window import PartitionWindow
+    from strata.reconcile.tpch import tpch_datasets, verify
+
+    for first, end in (("1995-01-09", "1995-01-10"), ("1995-01-11", "1995-01-12")):
+        window = PartitionWindow.from_dates("daily", "UTC", date.fromisoformat(first), date.fromisoformat(end))
+        report = verify(tpch_datasets(), platform.settings.landing_dir, platform.settings.warehouse, window)
+        assert report.ok, report.mismatches
 
 
 def test_fixing_the_source_reopens_the_gate(damaged_platform, tpch_landing):
