@@ -280,3 +280,68 @@ def test_a_utc_partitioning_with_local_event_times_and_the_reverse(tmp_path):
             ).fetchall()
         )
         assert local == {"08": 3, "09": 3, "10": 3}
+
+
+def test_the_landing_sensor_and_the_schedule_know_only_real_hours(temps):
+    """A file for the hour the spring change skips names no partition (logged, not run); the fall's second
+    hour has its own folder and key; the hourly schedule runs each 01:00 hour of the fall day once."""
+    from strata.defs.schedules import ended_partition
+
+    platform, _rows = temps
+    sensor = platform.defs.resolve_sensor_def("landing_files")
+    baseline = sensor.evaluate_tick(dg.build_sensor_context(instance=platform.instance, definitions=platform.defs))
+    landing = platform.settings.landing_dir / "temps"
+    skipped = landing / "2010-03-14" / "02" / "fresno.csv"
+    skipped.parent.mkdir()
+    skipped.write_text("reading_id,city,observed_at,temperature\n")
+    second = next((landing / "2010-11-07" / "01-0800").iterdir())
+    second.write_bytes(second.read_bytes())  # delivered again
+    context = dg.build_sensor_context(instance=platform.instance, cursor=baseline.cursor, definitions=platform.defs)
+    result = sensor.evaluate_tick(context)
+    [request] = result.run_requests
+    assert request.partition_key == "2010-11-07-01:00-0800"
+    assert RAW in request.asset_selection
+    from strata.sources import arrivals
+
+    scanned = {f.relative: f for f in arrivals.scan(platform_datasets(platform), platform.settings.landing_dir)}
+    ignored = scanned["temps/2010-03-14/02/fresno.csv"]
+    assert ignored.partition is None and "does not exist in America/Los_Angeles" in ignored.problem
+
+    tick = datetime(2010, 11, 7, 9, 10, tzinfo=UTC)  # 01:10 PST, the second 01:00
+    assert ended_partition("hourly", tick, 600, ZONE).key == "2010-11-07-01:00"
+    assert ended_partition("hourly", tick + timedelta(hours=1), 600, ZONE).key == "2010-11-07-01:00-0800"
+    assert ended_partition("hourly", datetime(2010, 3, 14, 10, 10, tzinfo=UTC), 600, ZONE).key == "2010-03-14-01:00"
+
+
+def platform_datasets(platform: Platform):
+    from strata.registry.loader import load_registry
+
+    return list(load_registry(platform_config(platform)).datasets.values())
+
+
+def platform_config(platform: Platform):
+    return [platform.settings.landing_dir.parent / "config"]
+
+
+def test_freshness_names_a_missing_hour_even_when_later_ones_arrived(temps, tmp_path):
+    platform, _rows = temps
+    path = tmp_path / "config" / "city_temps.yaml"
+    path.write_text(
+        path.read_text().replace("end: 2010-11-08}", "end: 2010-03-15}")
+        + "freshness: {cron: '30 * * * *', timezone: America/Los_Angeles, lower_bound: 1h}\n"
+    )
+    (tmp_path / "config" / "city_temps_daily.yaml").unlink()
+    platform = Platform(platform.settings, platform.instance, [tmp_path / "config"])
+    keys = [k for k in PartitionWindow.from_dates("hourly", ZONE, *SPRING).keys() if k != "2010-03-14-05:00"]
+    cut = keys.index("2010-03-14-06:00")
+    platform.materialize([RAW], start=keys[0], end=keys[cut - 1])
+    result = platform.materialize([RAW], start=keys[cut], end=keys[-1])
+    [freshness] = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness"]
+    assert not freshness.passed
+    assert freshness.description == "1 partition(s) past their deadline are missing: 2010-03-14-05:00"
+    assert freshness.metadata["partitions_due"].value == 71
+    result = platform.materialize([RAW], partition="2010-03-14-05:00")
+    [freshness] = [e for e in result.get_asset_check_evaluations() if e.check_name == "freshness"]
+    assert freshness.passed
+    schedules = [s.name for s in platform.defs.schedules if s.name.startswith("freshness_")]
+    assert len(schedules) == 1

@@ -285,6 +285,23 @@ def test_type_change_quarantines_and_trips_the_threshold(con, landing):
     assert not threshold.passed and threshold.blocking and "50.0%" in threshold.partitions[0].detail
 
 
+def test_a_tiny_partition_is_not_judged_by_percentage(con, landing):
+    """One bad row of a two-row file is 50 %: under quarantine.min_rows (20) it passes while a row loads, and
+    fails when none does; min_rows: 0 judges it by max_pct again."""
+    threshold = lambda report, ds: accounting.quarantine_threshold(  # noqa: E731
+        Scope("raw.shop_orders", "_partition_date", DAY), ds, report
+    )
+    drop(landing, HEADER + "1,2024-03-01,a,1,\n2,2024-03-01,a,lots,\n")
+    result = threshold(load(con, landing), shop())
+    assert result.passed and "1 of 2 rows quarantined (under min_rows 20: fails only if none loaded)" in (
+        result.partitions[0].detail
+    )
+    strict = shop(quarantine={"max_pct": 5, "min_rows": 0})
+    assert not threshold(load(con, landing, strict), strict).passed
+    drop(landing, HEADER + "1,2024-03-01,a,many,\n2,2024-03-01,a,lots,\n")
+    assert not threshold(load(con, landing), shop()).passed
+
+
 def test_json_array_where_an_object_was_expected(con, landing):
     ds = shop(source={"type": "files", "format": "ndjson", "path": "shop/{date}.ndjson"})
     (landing / "shop" / "2024-03-01.ndjson").write_text('{"order_id": 1}\n[1, "2024-03-01"]\n')

@@ -313,6 +313,59 @@ def test_unknown_timezone(tmp_path):
     ]
 
 
+def test_hourly_partitions_in_a_zone_with_half_hour_clock_changes(tmp_path):
+    """Dagster's hours leave gaps across Australia/Lord_Howe's 30-minute changes: refused, saying when."""
+    text = edit("  end: 2024-12-31", "  end: 2024-12-31\n  type: hourly\n  timezone: Australia/Lord_Howe")
+    text = edit("shop/orders_{date}.csv", "shop/{date}/{hour}.csv", text)
+    text = edit("{name: order_date, type: DATE}", "{name: order_date, type: TIMESTAMPTZ}", text)
+    [issue] = issues_of(tmp_path, text)
+    assert issue.startswith(
+        "shop_orders.yaml:14:13: hourly partitions in Australia/Lord_Howe need clock changes of whole hours at whole "
+        "hours, but on 2024-04-07 at 02:00:00 the clocks of Australia/Lord_Howe go back 30 minutes"
+    )
+    assert issues_of(tmp_path, edit("Australia/Lord_Howe", "America/Los_Angeles", text)) == []
+
+
+def test_a_day_the_clocks_skip_is_refused_for_days(tmp_path):
+    text = edit(
+        "  start: 2024-01-01\n  end: 2024-12-31", "  start: 2011-12-01\n  end: 2012-01-31\n  timezone: Pacific/Apia"
+    )
+    [issue] = issues_of(tmp_path, text)
+    assert (
+        "daily partitions in Pacific/Apia need no skipped or repeated day, but on 2011-12-30 at 00:00:00 the " in issue
+    )
+    assert "clocks of Pacific/Apia go forward 1 day(s)" in issue
+
+
+def test_an_hourly_partition_column_must_be_a_time(tmp_path):
+    text = edit("  end: 2024-12-31", "  end: 2024-12-31\n  type: hourly")
+    text = edit("shop/orders_{date}.csv", "shop/{date}/{hour}.csv", text)
+    [issue] = issues_of(tmp_path, text)
+    assert issue.startswith(
+        "shop_orders.yaml:18:30: partition column 'order_date' is a DATE: it cannot place a row in an hour"
+    )
+    [issue] = issues_of(tmp_path, edit("{name: order_date, type: DATE}", "{name: order_date, type: BIGINT}"))
+    assert "partition column 'order_date' is BIGINT: it must be a DATE, TIMESTAMP or TIMESTAMPTZ" in issue
+
+
+def test_incomplete_is_for_sql_datasets_and_complete_is_reserved(tmp_path):
+    text = edit("  end: 2024-12-31", "  end: 2024-12-31\n  incomplete: publish")
+    text = edit("  - {name: amount", "  - {name: _complete, type: BOOLEAN}\n  - {name: amount", text)
+    issues = issues_of(tmp_path, text)
+    assert any("incomplete applies to SQL-derived datasets" in i for i in issues)
+    assert any("column '_complete' is reserved for load metadata" in i for i in issues)
+
+
+def test_a_freshness_lower_bound_longer_than_the_deadline_interval(tmp_path):
+    """Dagster refuses it when it builds the policy, which would stop the code location from loading."""
+    [issue] = issues_of(tmp_path, VALID + 'freshness:\n  cron: "30 * * * *"\n')
+    assert issue.startswith(
+        "shop_orders.yaml:20:3: lower_bound 1d is longer than the 3,600 s between two ticks of '30 * * * *' "
+        "(hint: at most 1h)"
+    )
+    assert issues_of(tmp_path, VALID + 'freshness:\n  cron: "30 * * * *"\n  lower_bound: 1h\n') == []
+
+
 def test_empty_file_and_non_mapping(tmp_path):
     assert issues_of(tmp_path, "") == [
         "shop_orders.yaml:1:1: the file is empty (hint: a dataset file is a mapping: name, layer, ...)"

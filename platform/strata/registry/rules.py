@@ -511,12 +511,38 @@ def _freshness(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             f"invalid cron expression '{f.cron}': {err}",
             "five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * *'",
         )
+    else:
+        interval = smallest_cron_interval(f.cron)
+        if duration_seconds(f.lower_bound) > interval:
+            yield doc.issue(
+                ("freshness", "lower_bound"),
+                f"lower_bound {f.lower_bound} is longer than the {interval:,} s between two ticks of '{f.cron}'",
+                f"at most {interval // 3600}h" if interval >= 3600 else f"at most {interval // 60}m",
+            )
     if f.timezone not in _TIMEZONES:
         yield doc.issue(
             ("freshness", "timezone"),
             f"unknown timezone '{f.timezone}'",
             _near(f.timezone, sorted(_TIMEZONES)),
         )
+
+
+@cache
+def smallest_cron_interval(cron: str) -> int:
+    """The shortest time between two ticks of ``cron`` over a year of ticks (seconds), as Dagster measures it.
+
+    Dagster's ``FreshnessPolicy.cron`` refuses a ``lower_bound_delta`` longer than this, at load.
+    """
+    ticks = CronSim(cron, datetime(2024, 1, 1))
+    previous, smallest = next(ticks), None
+    for _ in range(1000):
+        tick = next(ticks)
+        gap = int((tick - previous).total_seconds())
+        smallest = gap if smallest is None else min(smallest, gap)
+        previous = tick
+        if tick.year > 2024:
+            break
+    return smallest or 0
 
 
 _TIMEZONES = available_timezones() | {"UTC"}

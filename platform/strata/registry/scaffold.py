@@ -66,6 +66,7 @@ columns:
   - {{name: amount, type: "DECIMAL(18,2)"}}
 freshness:
   cron: "0 * * * *"               # hourly
+  lower_bound: 1h                 # at most the time between two ticks
 """,
     "http": _COMMON
     + """\
