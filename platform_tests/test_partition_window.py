@@ -18,14 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strata.partition_window import (
-    PartitionWindow,
-    column_kind,
-    contiguous,
-    irregular_clock_change,
-    last_ended,
-    partition_of_key,
-)
+from strata.clock import irregular_clock_change
+from strata.partition_window import PartitionWindow, column_kind, contiguous, last_ended, partition_of_key
 
 ZONES = sorted(available_timezones() - {"Factory", "localtime"})
 #: Zones the examples always include: DST, half-hour offsets, a 30-minute DST shift, a 24-hour jump

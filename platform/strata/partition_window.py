@@ -23,7 +23,7 @@ occurs twice is taken as the earlier instant, and one that does not exist (in a 
 the instant the clock jumped from, as DuckDB's ``timezone()`` and PostgreSQL do.
 
 Hourly partitions assume every clock change of the zone is a whole number of hours at a whole
-hour, as Dagster's do (its ``apply_post_transition``): :func:`irregular_clock_change` names the
+hour, as Dagster's do (its ``apply_post_transition``): :func:`strata.clock.irregular_clock_change` names the
 first change that is not (Australia/Lord_Howe shifts by 30 minutes), and the registry refuses an
 hourly partitioning over it.
 """
@@ -34,8 +34,9 @@ import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache, cached_property, lru_cache
-from zoneinfo import ZoneInfo
+from functools import cached_property, lru_cache
+
+from strata.clock import earliest, instants, wall_clock, zone
 
 #: Partition grains: an hour, a day or a calendar month.
 GRAINS = ("hourly", "daily", "monthly")
@@ -43,16 +44,6 @@ GRAINS = ("hourly", "daily", "monthly")
 KEY_FORMATS = {"hourly": "%Y-%m-%d-%H:%M", "daily": "%Y-%m-%d", "monthly": "%Y-%m-%d"}
 #: SQL column kinds a window can be rendered against.
 KINDS = ("date", "timestamp", "timestamptz")
-
-
-@cache
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (``UTC``, ``America/Los_Angeles``).
-
-    Raises:
-        zoneinfo.ZoneInfoNotFoundError: no such zone.
-    """
-    return ZoneInfo(name)
 
 
 def column_kind(sql_type: str) -> str:
@@ -71,27 +62,6 @@ def column_kind(sql_type: str) -> str:
     raise ValueError(f"a partition column must be a DATE, TIMESTAMP or TIMESTAMPTZ, not {sql_type}")
 
 
-def instants(wall: datetime, timezone: str) -> list[datetime]:
-    """The instants (UTC) at which the clocks of ``timezone`` read ``wall``: none, one or two, in order."""
-    z = zone(timezone)
-    found: list[datetime] = []
-    for fold in (0, 1):
-        moment = wall.replace(tzinfo=z, fold=fold).astimezone(UTC)
-        if moment.astimezone(z).replace(tzinfo=None) == wall and moment not in found:
-            found.append(moment)
-    return sorted(found)
-
-
-def _earliest(wall: datetime, timezone: str) -> datetime:
-    """``wall`` as an instant: the earlier of two, or in a spring gap the instant the clock jumped."""
-    found = instants(wall, timezone)
-    return found[0] if found else wall.replace(tzinfo=zone(timezone), fold=0).astimezone(UTC)
-
-
-def _wall(moment: datetime, timezone: str) -> datetime:
-    return moment.astimezone(zone(timezone)).replace(tzinfo=None)
-
-
 def _next_month(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
@@ -100,7 +70,7 @@ def _literal_instant(moment: datetime) -> str:
     return f"timestamptz '{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}+00'"
 
 
-def _literal_wall(wall: datetime) -> str:
+def _literalwall_clock(wall: datetime) -> str:
     return f"timestamp '{wall.strftime('%Y-%m-%d %H:%M:%S')}'"
 
 
@@ -130,7 +100,7 @@ class Partition:
     def wall_start(self) -> datetime:
         """The nominal local wall-clock start: ``HH:00``, or midnight (even where midnight did not exist)."""
         if self.grain == "hourly":
-            return _wall(self.start, self.timezone)
+            return wall_clock(self.start, self.timezone)
         return datetime.combine(date.fromisoformat(self.key[:10]), time())
 
     @property
@@ -174,8 +144,8 @@ def _starts(grain: str, timezone: str, first: datetime, last: datetime) -> list[
     """
     out: list[tuple[datetime, str]] = []
     if grain == "hourly":
-        wall = _wall(first, timezone).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-        stop = _wall(last, timezone) + timedelta(hours=3)
+        wall = wall_clock(first, timezone).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+        stop = wall_clock(last, timezone) + timedelta(hours=3)
         fmt = KEY_FORMATS["hourly"]
         while wall <= stop:
             found = instants(wall, timezone)
@@ -186,12 +156,12 @@ def _starts(grain: str, timezone: str, first: datetime, last: datetime) -> list[
                 out.append((moment, key))
             wall += timedelta(hours=1)
     else:
-        day = _wall(first, timezone).date() - timedelta(days=2)
+        day = wall_clock(first, timezone).date() - timedelta(days=2)
         if grain == "monthly":
             day = (day.replace(day=1) - timedelta(days=1)).replace(day=1)
-        stop = _wall(last, timezone).date() + timedelta(days=2)
+        stop = wall_clock(last, timezone).date() + timedelta(days=2)
         while day <= stop or (grain == "monthly" and day <= _next_month(stop)):
-            out.append((_earliest(datetime.combine(day, time()), timezone), day.isoformat()))
+            out.append((earliest(datetime.combine(day, time()), timezone), day.isoformat()))
             day = _next_month(day) if grain == "monthly" else day + timedelta(days=1)
     out.sort()
     return out
@@ -252,8 +222,8 @@ class PartitionWindow:
         window = cls(
             grain,
             timezone,
-            _earliest(datetime.combine(first, time()), timezone),
-            _earliest(datetime.combine(end, time()), timezone),
+            earliest(datetime.combine(first, time()), timezone),
+            earliest(datetime.combine(end, time()), timezone),
         )
         return window.at_grain(grain)
 
@@ -386,7 +356,7 @@ class PartitionWindow:
         if self.grain == "hourly" and self.timezone != "UTC":
             instant = f"timezone({_tz(self.timezone)}, {column})"
             return f"{instant} >= {_literal_instant(self.start)} and {instant} < {_literal_instant(self.end)}"
-        return f"{column} >= {_literal_wall(first.wall_start)} and {column} < {_literal_wall(last.wall_end)}"
+        return f"{column} >= {_literalwall_clock(first.wall_start)} and {column} < {_literalwall_clock(last.wall_end)}"
 
     def bounds(self, kind: str) -> tuple[date | datetime, date | datetime]:
         """``(low, high)``, Python values bound to ``column >= low and column < high`` for a column of ``kind``.
@@ -487,7 +457,7 @@ def partition_of_key(grain: str, timezone: str, key: str) -> Partition:
         day = date.fromisoformat(key)
         if grain == "monthly" and day.day != 1:
             raise ValueError(f"{key} is not a month's key (its first day)")
-        moment = _earliest(datetime.combine(day, time()), timezone)
+        moment = earliest(datetime.combine(day, time()), timezone)
     [partition] = [p for p in _partitions(grain, timezone, moment, moment + timedelta(seconds=1))]
     return partition
 
@@ -501,55 +471,6 @@ def contiguous(partitions: Sequence[Partition]) -> list[tuple[Partition, Partiti
         else:
             spans.append((p, p))
     return spans
-
-
-def irregular_clock_change(timezone: str, first: date, last: date, grain: str = "hourly") -> str | None:
-    """The first clock change of ``timezone`` in ``first`` .. ``last`` that ``grain`` partitions cannot follow.
-
-    Described in words, or None if there is none. Hours need every change to be whole hours at a
-    whole hour: across Australia/Lord_Howe's 30-minute changes Dagster's hours leave gaps and keys
-    that name other hours (dagster 1.13, ``_utils/schedules.py``, which assumes it). Days and months
-    need no change of a day or more: across Pacific/Apia's skipped 2011-12-30 Dagster's days overlap.
-    """
-    found = _irregular(timezone, first, last)
-    for when, shift, text in found:
-        if abs(shift) >= timedelta(days=1) or (grain == "hourly" and (shift % timedelta(hours=1) or when)):
-            return text
-    return None
-
-
-@cache
-def _irregular(timezone: str, first: date, last: date) -> tuple[tuple[bool, timedelta, str], ...]:
-    """Each clock change in ``first`` .. ``last``: (not at a whole hour, the shift, a description)."""
-    z = zone(timezone)
-    moment = datetime.combine(first, time(), tzinfo=UTC) - timedelta(days=1)
-    stop = datetime.combine(last, time(), tzinfo=UTC) + timedelta(days=2)
-    step = timedelta(hours=6)
-    offset = moment.astimezone(z).utcoffset()
-    found = []
-    while moment < stop:
-        following = moment + step
-        new = following.astimezone(z).utcoffset()
-        if new != offset:
-            lo, hi = moment, following  # the change is in (lo, hi]: narrow it to the second
-            while hi - lo > timedelta(seconds=1):
-                mid = lo + (hi - lo) / 2
-                if mid.astimezone(z).utcoffset() == offset:
-                    lo = mid
-                else:
-                    hi = mid
-            shift = new - offset  # type: ignore[operator]
-            before = hi.astimezone(z).replace(tzinfo=None) - shift  # the wall clock just before the change
-            minutes = shift.total_seconds() / 60
-            amount = f"{abs(minutes) / 1440:g} day(s)" if abs(minutes) >= 1440 else f"{abs(minutes):g} minutes"
-            text = (
-                f"on {before:%Y-%m-%d} at {before:%H:%M:%S} the clocks of {timezone} "
-                f"{'go forward' if minutes > 0 else 'go back'} {amount}"
-            )
-            found.append((bool(before.minute or before.second), shift, text))
-            offset = new
-        moment = following
-    return tuple(found)
 
 
 def last_ended(grain: str, timezone: str, moment: datetime) -> Partition:

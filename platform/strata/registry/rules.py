@@ -19,7 +19,8 @@ from zoneinfo import available_timezones
 import yaml
 from cronsim import CronSim, CronSimError
 
-from strata.partition_window import column_kind, irregular_clock_change
+from strata.clock import irregular_clock_change
+from strata.partition_window import column_kind
 from strata.registry.issues import Issue
 from strata.registry.models import (
     CDC_COLUMNS,
