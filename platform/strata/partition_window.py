@@ -18,12 +18,14 @@ would compare equal. What a row's ``_partition_date`` holds is :attr:`Partition.
 date for days and months (``DATE``), the start instant for hours (``TIMESTAMPTZ``).
 
 In SQL a column is one of three kinds (:func:`column_kind`): ``date``, ``timestamp`` (wall-clock
-time in the window's zone, no offset) and ``timestamptz`` (an instant). A wall-clock time that
-occurs twice is taken as the earlier instant, and one that does not exist (in a spring gap) as
-the instant the clock jumped from, as DuckDB's ``timezone()`` and PostgreSQL do.
+time in the window's zone, no offset) and ``timestamptz`` (an instant). Where SQL must read a
+wall-clock time as an instant (an hour of a ``timestamp`` column), it does as DuckDB's
+``timezone()`` and PostgreSQL do: a time that occurs twice is the later instant (standard time),
+and one in a spring gap is read with the offset before the change (02:30 is 03:30 after it).
 
 Hourly partitions assume every clock change of the zone is a whole number of hours at a whole
-hour, as Dagster's do (its ``apply_post_transition``): :func:`strata.clock.irregular_clock_change` names the
+hour, as Dagster's do (its ``apply_post_transition``): :func:`strata.clock.irregular_clock_change`
+names the
 first change that is not (Australia/Lord_Howe shifts by 30 minutes), and the registry refuses an
 hourly partitioning over it.
 """
@@ -337,7 +339,7 @@ class PartitionWindow:
         """SQL true for the rows whose ``column`` (SQL, of ``kind``) falls in the window.
 
         ``date``: the local dates; ``timestamptz``: the instants; ``timestamp``: wall-clock times in
-        the zone (for hours read as instants, a repeated one as the earlier).
+        the zone (for hours read as instants, a repeated one as the later: see the module docstring).
 
         Raises:
             ValueError: an hourly window over a DATE column (a date cannot place a row in an hour).
