@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import PROJECT_ROOT, daily_file, database_of, landing_rows, make_settings, new_lake_catalog
+from conftest import PROJECT_ROOT, by_value, daily_file, database_of, landing_rows, make_settings, new_lake_catalog
 
 from strata.partition_window import PartitionWindow
 from strata.reconcile.tpch import tpch_datasets, verify
@@ -103,7 +103,8 @@ def day_counts(settings, table: str, column: str, start: str, end: str) -> dict:
     from strata import warehouse
 
     with warehouse.connect(settings.warehouse, read_only=True) as con:
-        return warehouse.rows_per_partition(con, table, column, date.fromisoformat(start), date.fromisoformat(end))
+        window = PartitionWindow.from_dates("daily", "UTC", date.fromisoformat(start), date.fromisoformat(end))
+        return by_value(warehouse.rows_per_partition(con, table, column, window))
 
 
 def landing_counts(landing: Path, table: str, column: str, start: str, end: str) -> dict:

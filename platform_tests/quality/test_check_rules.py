@@ -140,7 +140,8 @@ def test_freshness_policy_and_partition_freshness_check(monkeypatch, tmp_path, t
     assert platform.graph.get(key).freshness_policy is not None
     check_keys = {k.name for k in platform.graph.get_check_keys_for_assets({key})}
     assert any("freshness" in name for name in check_keys)
-    assert platform.defs.resolve_sensor_def("partition_freshness").default_status == dg.DefaultSensorStatus.RUNNING
+    [schedule] = [s for s in platform.defs.schedules if s.name.startswith("freshness_")]
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     # nothing has been loaded: the check fails
     [freshness_key] = [k for k in platform.graph.get_check_keys_for_assets({key}) if "freshness" in k.name]
     job = platform.defs.resolve_implicit_global_asset_job_def().get_subset(
