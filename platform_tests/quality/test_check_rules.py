@@ -167,3 +167,12 @@ def test_a_sql_derived_datasets_primary_key_is_checked(con):
     assert not repeated.passed
     assert all(p.detail.startswith("50 row(s) repeat or lack the key, e.g. ") for p in repeated.failed_partitions)
     assert len(repeated.failed_partitions) == 3
+
+
+def test_a_referenced_table_not_built_yet_fails_the_check_saying_so(con):
+    check = ReferentialCheck(type="referential", column="customer", references="customers.customer")
+    outcome = referential.evaluate(con, scope(0, 2), check, Scope("raw.customers"), "customer")
+    assert not outcome.passed and len(outcome.failed_partitions) == 2
+    assert outcome.failed_partitions[0].detail == (
+        "customers.customer cannot be checked: raw.customers is not built yet (materialize it first)"
+    )

@@ -11,13 +11,21 @@ import duckdb
 from strata.checks import CheckOutcome, PartitionResult
 from strata.checks.scope import Scope
 from strata.registry.models import ReferentialCheck
-from strata.warehouse import quote
+from strata.warehouse import quote, table_exists
 
 
 def evaluate(
     con: duckdb.DuckDBPyConnection, scope: Scope, check: ReferentialCheck, target: Scope, target_column: str
 ) -> CheckOutcome:
-    """Orphans per partition: rows whose ``check.column`` is not a ``target_column`` value of ``target``."""
+    """Orphans per partition: rows whose ``check.column`` is not a ``target_column`` value of ``target``.
+
+    A referenced table that is not built yet fails every partition, saying so (its keys cannot be
+    checked), rather than failing the step with DuckDB's catalog error.
+    """
+    name = f"referential_{check.column}"
+    if not table_exists(con, target.table):
+        detail = f"{check.references} cannot be checked: {target.table} is not built yet (materialize it first)"
+        return CheckOutcome(name, check.severity, [PartitionResult(d, False, detail) for d in scope.days()])
     col, ref = quote(check.column), quote(target_column)
     orphans = con.execute(
         f"select {scope.partition_sql('t.')}, count(*), min(t.{col})::varchar from {scope.sql_table} t "
@@ -36,7 +44,7 @@ def evaluate(
         for d in scope.days()
     ]
     return CheckOutcome(
-        f"referential_{check.column}",
+        name,
         check.severity,
         results,
         metadata={"references": check.references, "orphans": sum(n for n, _ in found.values())},
