@@ -174,6 +174,9 @@ def test_a_missing_hour_keeps_its_day_out_until_it_arrives(temps):
     built = {e.partition for e in result.get_asset_materialization_events() if e.asset_key == MART}
     assert built == {"2010-03-13", "2010-03-15"}
     assert {d for _, d in mart(platform)} == {date(2010, 3, 13), date(2010, 3, 15)}
+    # the skipped day is on record, so what is downstream of the mart holds it back in later runs too
+    gate = "select partition_key, passed from quality.check_results where check_name = 'upstream_complete'"
+    assert dict(platform.query(gate)) == {"2010-03-13": True, "2010-03-14": False, "2010-03-15": True}
 
     # the hour lands late: loading it makes its day due, and the day and the publish follow
     baseline = dg.evaluate_automation_conditions(defs=platform.defs, instance=platform.instance)
@@ -184,6 +187,7 @@ def test_a_missing_hour_keeps_its_day_out_until_it_arrives(temps):
     due = dg.evaluate_automation_conditions(defs=platform.defs, instance=platform.instance, cursor=baseline.cursor)
     assert due.get_requested_partitions(MART) == {"2010-03-14"}
     assert platform.materialize([MART], partition="2010-03-14").success
+    assert dict(platform.query(gate))["2010-03-14"] is True
     spring = {k: v for k, v in expected_daily(rows).items() if k[1] < date(2010, 4, 1)}
     assert mart(platform) == spring
     published = dg.evaluate_automation_conditions(defs=platform.defs, instance=platform.instance, cursor=due.cursor)
@@ -203,8 +207,8 @@ def test_a_failing_hour_costs_its_day_not_the_range(temps):
     raw = platform.materialize([RAW], start=start, end=last, raise_on_error=False)
     assert not raw.success  # nothing downstream in this run to hold the hour back: the run fails here
     [check] = [e for e in raw.get_asset_check_evaluations() if e.check_name == "quarantine_threshold"]
-    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.description.startswith("Blocking on 1 of 71 partitions")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.description.startswith("quarantine_threshold failed on 1 hour, first 2010-03-13-10:00")
     assert len({e.partition for e in raw.get_asset_materialization_events()}) == 71
 
     result = platform.materialize([MART], start="2010-03-13", end="2010-03-15", raise_on_error=False)
@@ -345,3 +349,24 @@ def test_freshness_names_a_missing_hour_even_when_later_ones_arrived(temps, tmp_
     assert freshness.passed
     schedules = [s.name for s in platform.defs.schedules if s.name.startswith("freshness_")]
     assert len(schedules) == 1
+
+
+def test_an_open_ended_hourly_dataset_is_scanned_without_listing_its_hours(tmp_path):
+    """No end means up to now: the landing sensor places files by their own hour, never by listing the range."""
+    from strata.registry.loader import load_registry
+    from strata.sources import arrivals
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "feed.yaml").write_text(
+        "name: feed\nsource: {type: files, format: csv, path: 'feed/{date}/{hour}.csv'}\n"
+        f"partitioning: {{type: hourly, timezone: {ZONE}, start: 2001-01-01}}\n"
+    )
+    for hour in ("2010-11-07/01", "2010-11-07/01-0800", "2000-12-31/23"):
+        path = tmp_path / "landing" / "feed" / f"{hour}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x\n")
+    found = {f.relative: f for f in arrivals.scan(load_registry([config]).datasets.values(), tmp_path / "landing")}
+    assert found["feed/2010-11-07/01.csv"].partition.key == "2010-11-07-01:00"
+    assert found["feed/2010-11-07/01-0800.csv"].partition.key == "2010-11-07-01:00-0800"
+    assert "outside the dataset's partitions" in found["feed/2000-12-31/23.csv"].problem

@@ -7,6 +7,7 @@ from __future__ import annotations
 import textwrap
 from datetime import date
 
+import dagster as dg
 import duckdb
 import pytest
 from click.testing import CliRunner
@@ -49,6 +50,8 @@ def setup(tmp_path, monkeypatch):
     )
     settings = make_settings(monkeypatch, tmp_path / "data", landing)
     monkeypatch.setenv("STRATA_ASSETS_CONFIG", str(config))
+    (tmp_path / "dagster_home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     settings.ensure_directories()
     return settings, config
 
@@ -109,10 +112,17 @@ def test_an_impossible_change_is_refused_and_rebuild_loses_nothing(setup):
     with pytest.raises(TypeMigrationError, match="strata rebuild orders"):
         load(settings, config)
     assert types(settings) == before
-    # rebuild: the table and its quarantine move aside, and the dataset loads with its new types
+    # rebuild: the table and its quarantine move aside, the instance forgets the partitions, and the
+    # dataset loads with its new types
+    key = dg.AssetKey(["raw", "orders"])
+    with dg.DagsterInstance.get() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition="2024-03-01"))
+        assert instance.get_materialized_partitions(key) == {"2024-03-01"}
     result = CliRunner().invoke(main, ["rebuild", "orders", "--yes"])
     assert result.exit_code == 0, result.output
     assert "moved to archive.raw__orders__" in result.output and "dagster asset materialize" in result.output
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_materialized_partitions(key) == set()
     report = load(settings, config)
     assert (report.rows_written, report.rows_quarantined) == (1, 1)  # 'x1' is now a cast failure
     assert types(settings)["code"] == "INTEGER"
@@ -121,6 +131,17 @@ def test_an_impossible_change_is_refused_and_rebuild_loses_nothing(setup):
             "select table_name from duckdb_tables() where schema_name = 'archive' and table_name like 'raw__orders__%'"
         ).fetchall()
         assert con.execute(f'select count(*) from archive."{archived[0]}"').fetchall() == [(2,)]
+
+
+def test_a_change_that_would_lose_digits_is_refused(setup):
+    """99999.99 fits DECIMAL(7,1) only as 100000.0: refused, although DuckDB would cast it."""
+    settings, config = setup
+    write(config, "DECIMAL(7,2)", "VARCHAR")
+    load(settings, config)
+    write(config, "DECIMAL(7,1)", "VARCHAR")
+    with pytest.raises(TypeMigrationError, match="1 of its values do not convert to DECIMAL\\(7,1\\) without loss"):
+        load(settings, config)
+    assert types(settings)["amount"] == "DECIMAL(7,2)"
 
 
 def test_registry_new_writes_into_the_configured_folder(setup):

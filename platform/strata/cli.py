@@ -233,9 +233,13 @@ def rebuild(name: str, yes: bool) -> None:
     """Move dataset NAME's table and quarantine aside (into the archive schema) so that it loads anew.
 
     For a declared type its stored values cannot take. Nothing is deleted: the old tables stay as
-    archive.<schema>__<name>__<UTC time>. Then materialize the dataset's partitions again (the UI's
-    Materialize, or `dagster asset materialize`).
+    archive.<schema>__<name>__<UTC time>. The Dagster instance ($DAGSTER_HOME) forgets the asset's
+    materializations, so that freshness, automation and the quality gate see it as not loaded.
+    Then materialize the dataset's partitions again (the UI's Materialize, or `dagster asset
+    materialize`).
     """
+    import os
+
     from strata import type_changes, warehouse
     from strata.defs.partitions import partitions_of
     from strata.registry.loader import load_registry
@@ -252,6 +256,14 @@ def rebuild(name: str, yes: bool) -> None:
     for table in moved:
         click.echo(f"moved to {table}")
     key = f"{dataset.schema_name}/{dataset.name}"
+    if os.environ.get("DAGSTER_HOME"):
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            instance.wipe_assets([dg.AssetKey([dataset.schema_name, dataset.name])])
+        click.echo(f"the Dagster instance forgot {key}'s materializations")
+    else:
+        click.echo(f"DAGSTER_HOME is not set: wipe {key}'s materializations in the UI (Wipe materializations)")
     span = ""
     if dataset.partitioning is not None:
         keys = partitions_of(dataset.partitioning).get_partition_keys()

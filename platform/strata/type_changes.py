@@ -30,7 +30,8 @@ class TypeChange:
     Attributes:
         dataset: the dataset's name; ``index``: the column's position among the declared columns.
         column, old, new: the column, its type in the table and its declared type (DuckDB's names).
-        failing: existing values that do not convert (0: the next load migrates the column).
+        failing: existing values that do not convert, or not without loss (0: the next load migrates
+            the column).
         example: one of them, as text.
     """
 
@@ -53,7 +54,7 @@ class TypeChange:
             return f"{self.column}: {self.old} -> {self.new}, applied to the existing rows at the next load"
         return (
             f"{self.column} is {self.old} in the warehouse and {self.failing:,} of its values do not convert "
-            f"to {self.new} (e.g. {self.example!r})"
+            f"to {self.new} without loss (e.g. {self.example!r})"
         )
 
 
@@ -69,10 +70,10 @@ def planned(con: duckdb.DuckDBPyConnection, datasets: Iterable[Dataset]) -> list
             old = have.get(col.name)
             if old is None or old == new:
                 continue
-            q = warehouse.quote(col.name)
+            table = warehouse.qualified(ds.table)
             failing, example = con.execute(
-                f"select count(*), any_value({q}::varchar) from {warehouse.qualified(ds.table)} "
-                f"where {q} is not null and try_cast({q} as {new}) is null"
+                f"select count(*), any_value({warehouse.quote(col.name)}::varchar) from {table} "
+                f"where {warehouse.lossy_conversion(col.name, old, new)}"
             ).fetchall()[0]
             found.append(TypeChange(ds.name, i, col.name, old, new, int(failing), example))
     return found

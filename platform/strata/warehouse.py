@@ -335,7 +335,8 @@ class IncompatibleTypeError(Exception):
         self.table, self.column, self.old, self.new = table, column, old, new
         self.failing, self.example = failing, example
         super().__init__(
-            f"{table}.{column} is {old}; {failing:,} of its values do not convert to {new} (e.g. {example!r})"
+            f"{table}.{column} is {old}; {failing:,} of its values do not convert to {new} without loss "
+            f"(e.g. {example!r})"
         )
 
 
@@ -372,19 +373,31 @@ def create_like(
     return changes
 
 
+def lossy_conversion(column: str, old: str, new: str) -> str:
+    """SQL true for a value of ``column`` (of type ``old``) that ``new`` cannot hold without loss."""
+    col = quote(column)
+    converted = f"try_cast({col} as {new})"
+    if old.upper() in ("VARCHAR", "TEXT"):
+        return f"{col} is not null and {converted} is null"
+    return f"{col} is not null and try_cast({converted} as {old}) is distinct from {col}"
+
+
 def migrate_column(con: duckdb.DuckDBPyConnection, table: str, column: str, old: str, new: str) -> None:
     """Give ``table``'s ``column`` the type ``new`` (it is ``old``), converting every value.
 
-    A TIMESTAMP becoming a TIMESTAMPTZ is read in the connection's ``TimeZone``.
+    Only a conversion that loses nothing is made: every value must convert, and (unless the old
+    type is text, which is parsed) convert back to itself, so a time of day (TIMESTAMP to DATE),
+    decimals (DOUBLE to INTEGER) or digits (DECIMAL(10,4) to DECIMAL(10,2)) are never dropped. A
+    TIMESTAMP becoming a TIMESTAMPTZ is read in the connection's ``TimeZone``.
 
     Raises:
-        IncompatibleTypeError: some value does not convert (nothing changed).
+        IncompatibleTypeError: some value does not convert, or not without loss (nothing changed).
     """
-    col = quote(column)
     failing, example = con.execute(
-        f"select count(*), any_value({col}::varchar) from {qualified(table)} "
-        f"where {col} is not null and try_cast({col} as {new}) is null"
+        f"select count(*), any_value({quote(column)}::varchar) from {qualified(table)} "
+        f"where {lossy_conversion(column, old, new)}"
     ).fetchall()[0]
+    col = quote(column)
     if failing:
         raise IncompatibleTypeError(table, column, old, new, int(failing), str(example))
     if not is_lake(con):

@@ -176,3 +176,30 @@ def test_a_referenced_table_not_built_yet_fails_the_check_saying_so(con):
     assert outcome.failed_partitions[0].detail == (
         "customers.customer cannot be checked: raw.customers is not built yet (materialize it first)"
     )
+
+
+def test_results_kept_from_the_earlier_layout_are_replaced_by_the_next_result(tmp_path):
+    """A results table from before partitions were instants is migrated; a failure kept from it (its span
+    guessed) stops blocking once a passing result for the partition it overlaps is recorded."""
+    from datetime import datetime
+
+    from strata.checks import CheckOutcome, PartitionResult, results
+
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as c:
+        c.execute("create schema quality")
+        c.execute(
+            "create table quality.check_results (asset varchar, check_name varchar, partition_date date, "
+            "passed boolean, severity varchar, blocking boolean, detail varchar, run_id varchar, "
+            "evaluated_at timestamptz, partition_start timestamp)"
+        )
+        c.execute(
+            "insert into quality.check_results values ('raw/bills', 'schema', date '2024-05-01', false, 'error', "
+            "true, 'bad', 'r0', now(), timestamp '2024-05-01 00:00:00')"
+        )
+        may = PartitionWindow.from_dates("monthly", "UTC", date(2024, 5, 1), date(2024, 6, 1))
+        assert list(results.blocked_partitions(c, ["raw/bills"], may)) == list(may.partitions)
+        passed = CheckOutcome("schema", "error", [PartitionResult(may.partitions[0], True, "valid")])
+        results.record(c, "raw/bills", [passed], "r1")
+        assert results.blocked_partitions(c, ["raw/bills"], may) == {}
+        assert c.execute("select count(*) from quality.check_results").fetchall() == [(1,)]
+        assert isinstance(c.execute("select partition_start from quality.check_results").fetchall()[0][0], datetime)

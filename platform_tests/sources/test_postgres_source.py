@@ -185,6 +185,36 @@ def test_partition_window_and_merge_free_overwrite(pg, con):
     ]
 
 
+def test_hourly_wall_clock_rows_across_the_fall_change_load_once_each(pg, con):
+    """A TIMESTAMP column partitioned by Los Angeles hours on 2010-11-07 (01:00 twice): hour by hour, every row
+    lands in exactly one hour, none quarantined; the repeated 01:xx is the later hour, as DuckDB reads it."""
+    conn, table = pg
+    walls = [datetime(2010, 11, 7, 0, 30), datetime(2010, 11, 7, 1, 30), datetime(2010, 11, 7, 2, 30)]
+    for i, wall in enumerate(walls, start=1):
+        execute(conn, f"insert into {table} values (%s, 1, 'open', %s, %s)", (i, wall, wall.date()))
+    ds = Dataset.model_validate(
+        {
+            "name": "shop_orders",
+            "source": {"type": "postgres", "connection": CONNECTION, "query": f"select id, updated_at from {table}"},
+            "partitioning": {
+                "type": "hourly",
+                "column": "updated_at",
+                "start": "2010-11-01",
+                "timezone": "America/Los_Angeles",
+            },
+            "columns": [{"name": "id", "type": "INTEGER"}, {"name": "updated_at", "type": "TIMESTAMP"}],
+        }
+    )
+    day = PartitionWindow.from_dates("hourly", "America/Los_Angeles", date(2010, 11, 7), date(2010, 11, 8))
+    placed = {}
+    for hour in day:
+        report = load_dataset(con, ds, None, "r", hour.window())
+        assert report.rows_quarantined == 0, hour.key
+        placed.update({p.key: n for p, n in report.rows_by_partition.items() if n})
+    assert placed == {"2010-11-07-00:00": 1, "2010-11-07-01:00-0800": 1, "2010-11-07-02:00": 1}
+    assert con.execute("select count(*) from raw.shop_orders").fetchall() == [(3,)]
+
+
 def test_snapshot_replace(pg, con):
     conn, table = pg
     execute(conn, f"insert into {table} values (1, 1, 'open', %s, %s)", (T0, date(2024, 5, 1)))

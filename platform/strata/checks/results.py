@@ -55,7 +55,8 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schema and table if missing; bring a table of an earlier layout to this one.
 
     Before partitions were instants, results had a wall-clock ``partition_start`` (TIMESTAMP) and no
-    key or end. They are kept, read as UTC: a midnight start as a day, any other as an hour.
+    key or end. They are kept, read as UTC: a midnight start as a day, any other as an hour; a
+    later result for any partition they overlap replaces them (:func:`record`).
     """
     con.execute("create schema if not exists quality").fetchall()
     con.execute(_DDL).fetchall()
@@ -132,10 +133,12 @@ def _replace(con: duckdb.DuckDBPyConnection) -> None:
     """Swap the rows of ``__strata_results`` into the results table, in one transaction."""
     ensure_table(con)
     with warehouse.transaction(con):
+        # a new result replaces every stored one it overlaps (not only an exact match: a result
+        # carried over from an earlier layout has a guessed span)
         con.execute(
             f"delete from {TABLE} t using __strata_results n where t.asset = n.asset "
-            "and t.check_name = n.check_name and t.partition_start is not distinct from n.partition_start "
-            "and t.partition_end is not distinct from n.partition_end"
+            "and t.check_name = n.check_name and ((t.partition_start is null and n.partition_start is null) "
+            "or (t.partition_start < n.partition_end and t.partition_end > n.partition_start))"
         ).fetchall()
         con.execute(f"insert into {TABLE} by name select * from __strata_results").fetchall()
 

@@ -30,7 +30,15 @@ from strata.defs.dbt_project import dbt_project
 from strata.defs.openlineage import StepLineage, outcome_from_metadata, upstream_tables, warehouse_namespace
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import window_of
-from strata.defs.quality_gate import Verdict, gate, judge, record_check_events, skipped_error, upstream_keys
+from strata.defs.quality_gate import (
+    Verdict,
+    gate,
+    judge,
+    record_check_events,
+    record_verdict,
+    skipped_error,
+    upstream_keys,
+)
 from strata.defs.resources import Warehouse
 from strata.errors import BlockingChecksFailedError, PartitionsSkippedError
 from strata.partition_window import PartitionWindow
@@ -211,6 +219,7 @@ def _build(
                 gate(con, [k.to_user_string() for k in upstream_keys(context.assets_def)], None)
             else:
                 verdict = judge(context, con, upstream_keys(context.assets_def), window)
+                record_verdict(con, [k.to_user_string() for k in keys], verdict, context.run_id)
         if verdict is not None:
             if not verdict.build:
                 raise PartitionsSkippedError("dbt", 0, len(window), verdict.reasons())  # type: ignore[arg-type]

@@ -132,6 +132,29 @@ def finer(parent: dg.TimeWindowPartitionsDefinition, grain: str) -> bool:
     return order[grain_of(parent)] < order[grain]
 
 
+#: The result, in ``quality.check_results``, of each partition a gated step judged: failed (blocking)
+#: for a partition it left as it was, so that a later run of something downstream holds it back too.
+GATE_CHECK = "upstream_complete"
+
+
+def record_verdict(con, assets: Iterable[str], verdict: Verdict, run_id: str) -> None:
+    """Store :data:`GATE_CHECK` for every partition of the verdict's window, for each of ``assets``.
+
+    A skipped partition fails it (its reasons as the detail); a built one passes, replacing an
+    earlier failure.
+    """
+    from strata.checks import CheckOutcome, PartitionResult, results
+
+    reasons = verdict.reasons()
+    outcome = CheckOutcome(
+        GATE_CHECK,
+        "error",
+        [PartitionResult(p, p.key not in reasons, reasons.get(p.key, "built")) for p in verdict.window.partitions],
+    )
+    for asset in assets:
+        results.record(con, asset, [outcome], run_id)
+
+
 def skipped_error(asset: str, verdict: Verdict) -> dg.Failure:
     """The step's failure after it built what it could: each skipped partition and why."""
     error = PartitionsSkippedError(asset, len(verdict.build), len(verdict.window), verdict.reasons())

@@ -31,7 +31,7 @@ from strata.defs.openlineage import (
 )
 from strata.defs.partition_metadata import add_partition_metadata
 from strata.defs.partitions import partitions_of, window_of
-from strata.defs.quality_gate import downstream_in_run, gate, judge, skipped_error
+from strata.defs.quality_gate import downstream_in_run, gate, judge, record_verdict, skipped_error
 from strata.defs.resources import LandingZone, Warehouse
 from strata.errors import BlockingChecksFailedError, PartitionsSkippedError, StrataError
 from strata.registry.issues import RegistryError
@@ -105,11 +105,12 @@ def build_dataset_asset(
 
     A partitioned SQL-derived dataset builds only the partitions the quality gate allows
     (:func:`strata.defs.quality_gate.judge`: upstream complete and not failed), records a
-    materialization for exactly those, and then fails naming the others. When a blocking check
-    fails on some partitions of a range run but not all, the failure is reported per partition
-    (the check's result is a warning naming them) and the other partitions go on downstream in the
-    same run, whose steps skip the failed ones and fail naming them; a run with nothing downstream
-    fails here.
+    materialization for exactly those, and then fails naming the others (each skipped partition
+    is recorded as a failed ``upstream_complete`` result, so that what is downstream holds it back
+    in later runs too). When a blocking check fails on some partitions of a range run but not all,
+    and the run has a step downstream of this one, the check's result is a warning naming them and
+    the other partitions go on: that next step holds the failed ones back, builds the rest and fails
+    naming them (Dagster then skips the steps after it). A run with nothing downstream fails here.
     """
     key = dataset_key(dataset)
     deps = list(deps)
@@ -196,6 +197,7 @@ def build_dataset_asset(
                     else:
                         publish = dataset.partitioning.incomplete == "publish"  # type: ignore[union-attr]
                         verdict = judge(context, con, deps, window, publish)
+                        record_verdict(con, [key.to_user_string()], verdict, context.run_id)
                         if not verdict.build:
                             raise PartitionsSkippedError(key.to_user_string(), 0, len(window), verdict.reasons())
                         report = build(con, dataset, window, verdict.skip, verdict.incomplete)
@@ -219,8 +221,14 @@ def build_dataset_asset(
         failing = [o for o in outcomes if o.blocking and not o.passed]
         judged = {r.partition for o in outcomes for r in o.partitions}
         failed_partitions = {r.partition for o in failing for r in o.failed_partitions}
-        # some partitions of a range failed, not all: the others go on (the gate holds these back)
-        partial = bool(failing) and None not in judged and len(failed_partitions) < len(judged)
+        # some partitions of a range failed, not all, and a step of this run comes after: the others
+        # go on (that step's gate holds these back and fails naming them)
+        partial = (
+            bool(failing)
+            and None not in judged
+            and len(failed_partitions) < len(judged)
+            and downstream_in_run(context, key)
+        )
         if not failing or partial:
             lineage.complete(key, outcome)
         if lineage.errors:
@@ -259,9 +267,8 @@ def build_dataset_asset(
                 else ""
             )
             error = BlockingChecksFailedError(key.to_user_string(), [o.failure_line() for o in failing], where)
-            if not partial or not downstream_in_run(context, key):
-                if not partial:
-                    lineage.fail(error, {key: outcome})
+            if not partial:
+                lineage.fail(error, {key: outcome})
                 raise dg.Failure(str(error), allow_retries=False)
             context.log.warning(
                 f"{error} The other partitions go on downstream in this run; "

@@ -31,11 +31,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from strata.partition_window import Partition, PartitionWindow, partition_of_key
+from strata.clock import earliest
+from strata.partition_window import Partition, partition_of_key
 from strata.registry.models import Dataset, FilesSource, Partitioning
 
 _DATE = r"(?P<date>\d{4}-\d{2}-\d{2})"
@@ -161,18 +162,28 @@ def _partition_of(groups: Mapping[str, str | None], spec: Partitioning) -> tuple
         partition = partition_of_key(spec.type, spec.timezone, key)
     except ValueError as err:
         return None, str(err)
-    span = _range(spec)
-    if not span.start <= partition.start < span.end:
+    start, end = _range(spec)
+    if not start <= partition.start < end:
         return None, f"{partition.key} is outside the dataset's partitions ({spec.start} .. {spec.end or 'now'})"
     return partition, None
 
 
 @lru_cache(maxsize=256)
-def _range(spec: Partitioning) -> PartitionWindow:
-    """The instants of ``spec``'s partitions (to year 9998 when it has no end); its partitions are not listed."""
+def _range(spec: Partitioning) -> tuple[datetime, datetime]:
+    """The instants ``[start, end)`` of ``spec``'s partitions (end: year 9998 when it has none).
+
+    Computed from the first and last days alone: listing an open-ended partitioning's partitions
+    would take minutes.
+    """
     first = spec.start.replace(day=1) if spec.type == "monthly" else spec.start
     last = spec.end + timedelta(days=1) if spec.end else date(9998, 1, 1)
-    return PartitionWindow.from_dates(spec.type, spec.timezone, first, last)
+    start = earliest(datetime.combine(first, time()), spec.timezone)
+    end = earliest(datetime.combine(last, time()), spec.timezone)
+    if spec.type == "monthly" and spec.end is not None:  # the month holding the last day, whole
+        end = earliest(
+            datetime.combine((spec.end.replace(day=28) + timedelta(days=4)).replace(day=1), time()), spec.timezone
+        )
+    return start, end
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 * Snapshot: every row of the table or query.
 * Partitioned: rows whose partition column lies in the window ``[start, end)``, its bounds of the
-  column's type (:meth:`strata.partition_window.PartitionWindow.bounds`).
+  column's type (:meth:`strata.partition_window.PartitionWindow.bounds`); the hours of a wall-clock
+  ``timestamp`` column are selected by instant.
 * Incremental (high-water mark): rows whose cursor is greater than the largest cursor value
   already loaded minus ``lag``, so rows that arrive late (or are updated again) within the lag
   are read again; the load merges them by primary key. The high-water mark is derived from the
@@ -78,8 +79,16 @@ def _query(source: PostgresSource, dataset: Dataset, window: PartitionWindow | N
     )
     if window is not None and declared is not None:
         col = pgsql.Identifier(declared.name)
-        where = pgsql.SQL("{} >= %s and {} < %s").format(col, col)
-        params = list(window.bounds(column_kind(declared.sql_type)))
+        kind = column_kind(declared.sql_type)
+        if kind == "timestamp" and window.grain == "hourly" and window.timezone != "UTC":
+            # hours of wall-clock times, read as instants the way Strata's SQL reads them (PostgreSQL's
+            # AT TIME ZONE, like DuckDB's timezone(): the later of a repeated hour, a skipped one with
+            # the offset before the change), so that no hour's rows are left out or read twice
+            where = pgsql.SQL("({} at time zone %s) >= %s and ({} at time zone %s) < %s").format(col, col)
+            params = [window.timezone, window.start, window.timezone, window.end]
+        else:
+            where = pgsql.SQL("{} >= %s and {} < %s").format(col, col)
+            params = list(window.bounds(kind))
     elif source.incremental is not None:
         col = pgsql.Identifier(source.incremental.cursor)
         if hwm is not None:
