@@ -7,8 +7,13 @@
 {% macro in_partition_window(column) -%}
     {%- if var('window_start', none) is not none and var('window_end', none) is not none -%}
         {{ column }} >= date '{{ var("window_start") }}' and {{ column }} < date '{{ var("window_end") }}'
-        {%- for day in var('window_skip', []) %} and {{ column }} <> date '{{ day }}'{% endfor -%}
+        {{- skipped_days(column) }}
     {%- else -%}
         true
     {%- endif -%}
+{%- endmacro %}
+
+{#- `and column <> date 'D'` for each day D of `window_skip`. -#}
+{% macro skipped_days(column) -%}
+    {%- for day in var('window_skip', []) %} and {{ column }} <> date '{{ day }}'{% endfor -%}
 {%- endmacro %}
