@@ -6,6 +6,7 @@ strata prepare                                        dbt manifest + Dagster hom
 strata verify                                         reconcile the warehouse with the source
 strata registry validate|schema|new                   the dataset registry
 strata rebuild NAME                                   move a dataset's tables aside to load it anew
+strata cdc resync NAME                                a CDC dataset's table read again at a new slot
 """
 
 from __future__ import annotations
@@ -308,6 +309,50 @@ def registry_new(name: str, source: str, directory: Path | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render(name, source))
     click.echo(f"wrote {_relative(target)}: edit it, then run `strata registry validate`")
+
+
+@main.group()
+def cdc() -> None:
+    """Change data capture datasets (PostgreSQL sources with mode: cdc)."""
+
+
+@cdc.command("resync")
+@click.argument("name")
+def cdc_resync(name: str) -> None:
+    """Read CDC dataset NAME's table again, at a new replication slot, after the old one was lost.
+
+    Drops the slot if it still exists, creates it with an exported snapshot, and appends the table as
+    it is in that snapshot to raw (an `s` marker, then one `r` row per table row): the current state
+    starts again from there, and the changes already captured stay in raw as history. Then rebuilds
+    the current state of every dataset that applies NAME's changes. The next run goes on from the new
+    slot.
+    """
+    from datetime import UTC, datetime
+
+    from strata import warehouse
+    from strata.loading import build_derived, load_dataset
+    from strata.registry.loader import load_registry
+
+    settings = Settings.from_env()
+    registry = load_registry(settings.assets_config)
+    dataset = registry.datasets.get(name)
+    if dataset is None or not dataset.is_cdc:
+        raise click.ClickException(
+            f"{name} is not a valid CDC dataset in {', '.join(map(str, settings.assets_config))}"
+        )
+    run_id = "resync-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    with warehouse.connect(settings.warehouse) as con:
+        report = load_dataset(con, dataset, settings.landing_dir, run_id, resync=True)
+    click.echo(
+        f"{dataset.table}: re-read {report.metadata.get('initial_snapshot_rows', 0):,} rows at slot "
+        f"{report.metadata.get('slot')} (LSN {report.metadata.get('confirmed_lsn')}), "
+        f"and {report.metadata.get('changes_read', 0):,} change(s) in all"
+    )
+    for state in (d for d in registry.datasets.values() if d.apply_changes == name):
+        with warehouse.connect(settings.warehouse) as con:
+            warehouse.sandbox(con, readable=[settings.landing_dir])
+            built = build_derived(con, state)
+        click.echo(f"{state.table}: {built.rows_written:,} rows, {built.rows_quarantined:,} change(s) quarantined")
 
 
 if __name__ == "__main__":

@@ -168,3 +168,20 @@ class TypeMigrationError(StrataError):
             "aside into the archive schema, then materialize its partitions again; or declare a type its values "
             "convert to."
         )
+
+
+class CdcPositionLostError(StrataError):
+    """A CDC dataset's replication slot is gone or invalidated: changes since the last one read may be lost.
+
+    Attributes:
+        dataset: the dataset's name.
+        slot: the replication slot.
+    """
+
+    def __init__(self, dataset: str, slot: str, what: str, last_lsn: str):
+        self.dataset, self.slot = dataset, slot
+        super().__init__(
+            f"{dataset}: replication slot {slot} {what}. Changes committed after LSN {last_lsn} (the last one in "
+            f"raw.{dataset}) may be lost. Nothing was loaded. Run `strata cdc resync {dataset}`: it re-reads the "
+            "table at a new slot and the current state is exact again; the changes already captured stay in raw."
+        )

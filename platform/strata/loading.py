@@ -74,9 +74,16 @@ class LoadReport:
 
 
 def extract(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_root: Path, window: PartitionWindow | None
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    landing_root: Path,
+    window: PartitionWindow | None,
+    resync: bool = False,
 ) -> Extract:
-    """Read ``dataset``'s source for ``window`` (or whole) into something DuckDB can select from."""
+    """Read ``dataset``'s source for ``window`` (or whole) into something DuckDB can select from.
+
+    ``resync``: a CDC source reads its table again at a new replication slot (:mod:`strata.sources.cdc`).
+    """
     source = dataset.source
     if isinstance(source, FilesSource):
         return files_source.extract(con, dataset, landing_root, window)
@@ -84,7 +91,7 @@ def extract(
         if source.mode == "cdc":
             from strata.sources import cdc
 
-            return cdc.extract(con, dataset, window)
+            return cdc.extract(con, dataset, window, resync=resync)
         from strata.sources import postgres
 
         return postgres.extract(con, dataset, window)
@@ -99,11 +106,14 @@ def load_dataset(
     landing_root: Path,
     run_id: str,
     window: PartitionWindow | None = None,
+    resync: bool = False,
 ) -> LoadReport:
     """Load raw ``dataset`` into ``raw.<name>``: the partitions of ``window``, or all of it.
 
     Rows that break the contract go to ``quarantine.<name>`` (see :mod:`strata.contract`) in the
-    same transaction; per partition, rows read = rows loaded + rows quarantined.
+    same transaction; per partition, rows read = rows loaded + rows quarantined. A CDC source's
+    changes are kept verbatim, whatever they hold: its contract is applied by the current state
+    (:mod:`strata.current_state`). ``resync``: see :func:`extract`.
 
     Raises:
         MissingSourceFileError, CorruptSourceFileError: a landing file is absent or unreadable.
@@ -113,7 +123,7 @@ def load_dataset(
     """
     if dataset.partitioning is not None and window is None:
         raise ValueError(f"{dataset.name} is partitioned: a partition window is required")
-    ex = extract(con, dataset, landing_root, window)
+    ex = extract(con, dataset, landing_root, window, resync)
     try:
         source_types = _source_types(con, dataset, ex)
         missing = [c.name for c in dataset.columns if c.name not in source_types]
@@ -183,7 +193,8 @@ def _validate(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None
     # a CDC table has many changes per key: its primary key names the row the changes apply to
     keys = [] if dataset.is_cdc else dataset.primary_key
     rank = f", {contract.duplicate_rank(keys, order)} as {contract.DUPLICATE_RANK}" if keys else ""
-    rules = contract.column_rules(dataset)
+    # a change log is kept verbatim: what the current state cannot apply is quarantined there
+    rules = [] if dataset.is_cdc else contract.column_rules(dataset)
     column = dataset.partitioning.column if dataset.partitioning else None
     declared = dataset.column(column) if column else None
     if window is not None and declared is not None:
@@ -229,7 +240,9 @@ def _partition_sql(dataset: Dataset, ex: Extract, window: PartitionWindow | None
 def _raw_select(dataset: Dataset, ex: Extract, window: PartitionWindow | None, source_types: dict[str, str]) -> str:
     """SELECT of the rows that pass every rule: source columns (declared ones typed) and load columns."""
     exprs = [
-        f"{contract.typed_name(c)} as {warehouse.quote(c)}" if dataset.column(c) else warehouse.quote(c)
+        f"{contract.typed_name(c)} as {warehouse.quote(c)}"
+        if dataset.column(c) and not dataset.is_cdc
+        else warehouse.quote(c)
         for c in source_types
     ]
     exprs += [warehouse.quote(c) for c in ex.load_columns]
@@ -411,8 +424,10 @@ def build_derived(
 ) -> LoadReport:
     """Materialize SQL-derived ``dataset`` (its SELECT) into ``<schema>.<name>``.
 
-    Partitioned datasets replace the window's rows (placed by their partition column, read by its
-    type: :meth:`PartitionWindow.predicate`) except those of the partitions in ``skip``, which stay
+    The current state of a CDC dataset (``apply_changes``) is built by :mod:`strata.current_state`
+    (typed, with its quarantine). Partitioned datasets replace the window's rows (placed by their
+    partition column, read by its type: :meth:`PartitionWindow.predicate`) except those of the
+    partitions in ``skip``, which stay
     as they were; others replace the table, or merge by primary key. With
     ``partitioning.incomplete: publish`` the table has a BOOLEAN column :data:`COMPLETE_COLUMN`,
     false on the rows of the partitions in ``incomplete``.
@@ -425,6 +440,13 @@ def build_derived(
         UnsafeSqlError: the policy refuses the SELECT (nothing ran).
         duckdb.Error: the SELECT failed (the table is unchanged).
     """
+    if dataset.apply_changes is not None:
+        from strata import current_state
+
+        rows, held = current_state.build(con, dataset)
+        report = LoadReport(dataset.name, dataset.table, rows, rows, rows_quarantined=held, table_rows=rows)
+        report.metadata["changes_quarantined"] = held
+        return report
     select_sql = f"select * from ({sandboxed(dataset.select)}) as q"  # type: ignore[arg-type]
     strategy = dataset.load_strategy
     if window is None:

@@ -11,6 +11,7 @@ import io
 import subprocess
 import sys
 import textwrap
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -109,8 +110,10 @@ def current_rows(con, table: str) -> list[tuple]:
 
 
 def changes(con, table: str) -> list[tuple]:
+    """The change rows of raw, in log order (without the snapshot's ``s`` marker)."""
     return con.execute(
-        f"select _cdc_op, id, name, _cdc_seq from raw.{table}_changes order by _cdc_commit_lsn, _cdc_lsn, _cdc_seq"
+        f"select _cdc_op, id::integer, name, _cdc_seq from raw.{table}_changes where _cdc_op <> 's' "
+        "order by _cdc_commit_lsn, _cdc_lsn, _cdc_seq"
     ).fetchall()
 
 
@@ -118,7 +121,7 @@ def test_inserts_updates_deletes_and_a_key_update_apply_to_the_source_state(sour
     conn, table = source
     ds = changes_dataset(table)
     first = load_dataset(con, ds, Path("."), "run-1")
-    assert first.metadata["initial_snapshot_rows"] == 2 and first.rows_read == 2
+    assert first.metadata["initial_snapshot_rows"] == 2 and first.rows_read == 3  # and the snapshot's marker
     assert changes(con, table) == [("r", 1, "ann", 1), ("r", 2, "bob", 2)]
 
     execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
@@ -149,7 +152,8 @@ def test_inserts_updates_deletes_and_a_key_update_apply_to_the_source_state(sour
         f"select _cdc_committed_at, _cdc_lsn, _cdc_commit_lsn, balance from raw.{table}_changes where _cdc_op = 'u' "
         "and id = 1"
     ).fetchall()[0]
-    assert typed[0].tzinfo is not None and 0 < typed[1] < typed[2] and typed[3] == Decimal("11.25")
+    # raw keeps the values as PostgreSQL wrote them; the current state types them
+    assert typed[0].tzinfo is not None and 0 < typed[1] < typed[2] and typed[3] == "11.25"
     assert current_rows(con, table) == source_rows(conn, table)
 
     # nothing new: nothing read, nothing written
@@ -170,8 +174,8 @@ from sources.test_cdc_source import changes_dataset
 where = sys.argv[1]
 read = cdc.extract
 
-def crashing_extract(con, dataset, window):
-    ex = read(con, dataset, window)
+def crashing_extract(con, dataset, window, **options):
+    ex = read(con, dataset, window, **options)
     if where == "after_commit":
         ex.after_commit = lambda: os._exit(9)  # the raw write committed, the slot did not advance
     return ex
@@ -202,7 +206,7 @@ def test_a_crash_on_either_side_of_the_raw_commit_gives_every_change_exactly_onc
     assert crashed.returncode == 9, crashed.stderr
     with duckdb.connect(path) as con:
         kept = con.execute(f"select count(*) from raw.{table}_changes").fetchall()[0][0]
-        assert kept == (2 if where == "before_commit" else 5)  # the crash left the previous state, or the new one
+        assert kept == (3 if where == "before_commit" else 6)  # the crash left the previous state, or the new one
         again = load_dataset(con, changes_dataset(table), Path("."), "run-2")
         assert again.rows_read == 3  # the slot had not moved: the changes are read again
         assert changes(con, table) == [
@@ -234,16 +238,24 @@ def test_copy_rows_sharing_one_wal_record_are_each_kept(source, con):
     assert current_rows(con, table) == source_rows(conn, table)
 
 
-def test_a_truncate_stops_the_load_and_says_how_to_read_the_table_again(source, con):
+def test_a_truncate_is_a_change_like_any_other(source, con):
+    """TRUNCATE is recorded at its LSN and empties the current state; what follows it applies; no manual step."""
     conn, table = source
     ds = changes_dataset(table)
     load_dataset(con, ds, Path("."), "run-1")
-    execute(conn, f"truncate {table}")
-    for _ in range(2):  # the slot did not move: the next run stops the same way
-        with pytest.raises(SourceConfigError, match="truncated"):
-            load_dataset(con, ds, Path("."), "run-2")
-    con.execute(f"drop table raw.{table}_changes")
-    assert load_dataset(con, ds, Path("."), "run-3").metadata["initial_snapshot_rows"] == 0
+    execute(conn, f"begin; truncate {table}; insert into {table} values (7, 'gil', 3, 'BUILDING'); commit")
+    execute(conn, f"insert into {table} values (8, 'hal', 4, 'BUILDING')")
+    after = load_dataset(con, ds, Path("."), "run-2")
+    assert after.rows_read == 3 and [c[0] for c in changes(con, table)[2:]] == ["t", "c", "c"]
+    assert (
+        current_rows(con, table)
+        == source_rows(conn, table)
+        == [
+            (7, "gil", Decimal("3.00"), "BUILDING"),
+            (8, "hal", Decimal("4.00"), "BUILDING"),
+        ]
+    )
+    assert load_dataset(con, ds, Path("."), "run-3").rows_read == 0
 
 
 def test_array_and_json_columns_read_the_same_in_the_snapshot_and_the_changes(postgres, monkeypatch, con):
@@ -263,9 +275,9 @@ def test_array_and_json_columns_read_the_same_in_the_snapshot_and_the_changes(po
         load_dataset(con, ds, Path("."), "run-1")
         execute(conn, """insert into cust_typed values (2, 'b', 2.5, '{"x": 1.25}', '{1,2}')""")
         load_dataset(con, ds, Path("."), "run-2")
-        assert con.execute("select distinct segment, tags from raw.cust_typed_changes").fetchall() == [
-            ('{"x": 1.25}', "{1,2}")
-        ]
+        assert con.execute(
+            "select distinct segment, tags from raw.cust_typed_changes where _cdc_op <> 's'"
+        ).fetchall() == [('{"x": 1.25}', "{1,2}")]
     finally:
         execute(
             conn,
@@ -289,6 +301,9 @@ def test_slot_lag_is_measured_and_checked_against_the_threshold(source, con):
     assert "holds back" in lag.partitions[0].detail
     while load_dataset(con, ds, Path("."), "catch-up").rows_read:
         pass
+    # the slot retains WAL from its restart point, which moves at the next running-transactions
+    # record (a checkpoint writes one)
+    execute(conn, "checkpoint")
     caught_up = load_dataset(con, ds, Path("."), "run-3")
     assert caught_up.metadata["slot_lag_bytes"] <= 20_000
     assert {o.name: o for o in runner.evaluate(con, ds, None, {}, caught_up)}["slot_lag"].partitions[0].passed
@@ -301,7 +316,7 @@ def test_changes_beyond_a_row_group_and_the_initial_read_at_size(source, con):
     execute(conn, f"insert into {table} select g, 'n' || g, g % 1000, 'BUILDING' from generate_series(10, 130009) g")
     ds = changes_dataset(table)
     first = load_dataset(con, ds, Path("."), "run-1")
-    assert first.rows_read == 130_002
+    assert first.rows_read == 130_003  # and the snapshot's marker
     execute(conn, f"update {table} set segment = 'AUTOMOBILE', balance = balance + 1 where id % 2 = 0")
     execute(conn, f"delete from {table} where id % 5 = 0")
     second = load_dataset(con, ds, Path("."), "run-2")
@@ -340,7 +355,6 @@ def test_the_registry_checks_cdc_and_apply_changes_declarations(tmp_path):
     registry = load_registry([tmp_path])
     messages = {b.name: " | ".join(i.message for i in b.issues) for b in registry.broken}
     assert "change data capture reads a table, not a query" in messages["orders_changes"]
-    assert "needs the table's primary_key" in messages["orders_changes"]
     assert "merged by change" in messages["orders_changes"]
     assert "'orders' is not a registered CDC dataset" in messages["orders_current"]
     assert "apply_changes writes the select" in messages["orders_current"]
@@ -376,10 +390,156 @@ def test_the_guides_cdc_example_runs_in_dagster(postgres, monkeypatch, tmp_path,
         assert platform.query("select id, name, balance from staging.accounts order by id") == [
             (1, "ann", Decimal("5.00"))
         ]
-        assert platform.query("select count(*) from raw.accounts_changes") == [(4,)]
+        assert platform.query("select count(*) from raw.accounts_changes") == [(5,)]  # s, r, r, u, d
     finally:
         execute(
             conn,
             "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'strata_accounts'",
         )
         conn.close()
+
+
+def test_the_initial_read_is_the_slots_own_snapshot(source, con, monkeypatch):
+    """A row committed after the slot is created but before the table is read is a change, never also a
+    snapshot row: the read runs in the snapshot the slot exported."""
+    conn, table = source
+    made = cdc.tempfile.mkstemp
+
+    def insert_first(*args, **kwargs):  # runs after SET TRANSACTION SNAPSHOT, before COPY
+        execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(cdc.tempfile, "mkstemp", insert_first)
+    first = load_dataset(con, changes_dataset(table), Path("."), "run-1")
+    assert first.metadata["initial_snapshot_rows"] == 2
+    assert changes(con, table) == [("r", 1, "ann", 1), ("r", 2, "bob", 2), ("c", 3, "cy", 0)]
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+def test_an_empty_table_is_snapshotted_once(source, con):
+    conn, table = source
+    execute(conn, f"delete from {table}")
+    ds = changes_dataset(table)
+    assert load_dataset(con, ds, Path("."), "run-1").metadata["initial_snapshot_rows"] == 0
+    execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
+    second = load_dataset(con, ds, Path("."), "run-2")
+    assert "initial_snapshot_rows" not in second.metadata  # no second snapshot: its insert is a change
+    assert changes(con, table) == [("c", 3, "cy", 0)]
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+def test_a_lost_slot_is_said_and_resync_makes_the_state_exact_again(source, con):
+    from strata.errors import CdcPositionLostError
+
+    conn, table = source
+    ds = changes_dataset(table)
+    load_dataset(con, ds, Path("."), "run-1")
+    execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
+    load_dataset(con, ds, Path("."), "run-2")
+    execute(conn, f"select pg_drop_replication_slot('{cdc.slot_name(ds)}')")
+    execute(conn, f"update {table} set name = 'annie' where id = 1")  # made while nothing captured
+    with pytest.raises(CdcPositionLostError, match=f"strata cdc resync {table}_changes") as info:
+        load_dataset(con, ds, Path("."), "run-3")
+    assert "does not exist (dropped)" in str(info.value) and "may be lost" in str(info.value)
+    history = changes(con, table)
+    resynced = load_dataset(con, ds, Path("."), "resync", resync=True)
+    assert resynced.metadata["initial_snapshot_rows"] == 3
+    assert changes(con, table)[: len(history)] == history  # the history already captured stays
+    assert current_rows(con, table) == source_rows(conn, table)
+    execute(conn, f"delete from {table} where id = 2")
+    load_dataset(con, ds, Path("."), "run-4")
+    assert current_rows(con, table) == source_rows(conn, table)
+
+
+def test_what_the_state_cannot_apply_is_kept_quarantined_and_applies_once_valid(postgres, monkeypatch, con):
+    """A NULL key and a value of the wrong type reach raw (the slot moves past them); the current state
+    quarantines them with the reason, and applies them once they are valid: nothing is lost."""
+    for key, value in postgres.env("SHOP").items():
+        monkeypatch.setenv(key, value)
+    conn = postgres.connect()
+    conn.autocommit = True
+    execute(conn, "drop table if exists cust_loose")
+    execute(conn, "create table cust_loose (id int, name text, balance text, segment text)")  # no key, text
+    execute(conn, "alter table cust_loose replica identity full")
+    execute(conn, "insert into cust_loose values (1, 'ann', '10.5', 'A'), (null, 'nobody', '1', 'A')")
+    ds = changes_dataset("cust_loose")
+    state = current_dataset("cust_loose")
+    try:
+        load_dataset(con, ds, Path("."), "run-1")
+        execute(conn, "insert into cust_loose values (2, 'bob', 'n/a', 'B')")
+        load_dataset(con, ds, Path("."), "run-2")
+        assert con.execute("select count(*) from raw.cust_loose_changes where _cdc_op <> 's'").fetchall() == [(3,)]
+        report = build_derived(con, state)
+        assert (report.rows_written, report.rows_quarantined) == (1, 2)
+        held = con.execute(
+            "select _rule, _column, _reason from quarantine.cust_loose_current order by _cdc_commit_lsn, _cdc_seq"
+        ).fetchall()
+        assert held == [
+            ("not_null", "id", "not_null on id: missing value"),
+            ("cast", "balance", "cast on balance: n/a is not DECIMAL(12,2)"),
+        ]
+        # the source fixes the NULL key; the contract takes the text balance: both apply, from raw
+        execute(conn, "update cust_loose set id = 3 where id is null")
+        load_dataset(con, ds, Path("."), "run-3")
+        relaxed = Dataset.model_validate(
+            {
+                **state.model_dump(exclude={"select", "columns"}),
+                "columns": [c if c["name"] != "balance" else {**c, "type": "VARCHAR"} for c in COLUMNS],
+            }
+        )
+        build_derived(con, relaxed)
+        assert con.execute("select id, name, balance from staging.cust_loose_current order by id").fetchall() == [
+            (1, "ann", "10.5"),
+            (2, "bob", "n/a"),
+            (3, "nobody", "1"),
+        ]
+    finally:
+        execute(conn, "select pg_drop_replication_slot('strata_cust_loose_changes')")
+
+
+def test_a_key_less_insert_only_table_is_an_append_only_log(postgres, monkeypatch, con):
+    """pgbench_history has no primary key and only gets inserts: captured without REPLICA IDENTITY FULL.
+    An update then stops the load, and the slot does not move."""
+    for key, value in postgres.env("SHOP").items():
+        monkeypatch.setenv(key, value)
+    conn = postgres.connect()
+    conn.autocommit = True
+    execute(conn, "drop table if exists hist_log")
+    execute(conn, "create table hist_log (tid int, delta int, mtime timestamp, filler char(22))")
+    execute(conn, "insert into hist_log values (1, 5, '2024-01-01 10:00', 'x')")
+    ds = Dataset.model_validate(
+        {
+            "name": "hist_log_changes",
+            "source": {
+                "type": "postgres",
+                "connection": CONNECTION,
+                "table": "public.hist_log",
+                "mode": "cdc",
+                "cdc": {"insert_only": True},
+            },
+        }
+    )
+    try:
+        load_dataset(con, ds, Path("."), "run-1")
+        execute(conn, "insert into hist_log values (2, -3, '2024-01-01 10:01', 'y')")
+        load_dataset(con, ds, Path("."), "run-2")
+        rows = con.execute(
+            "select _cdc_op, tid, filler from raw.hist_log_changes where _cdc_op <> 's' order by _cdc_commit_lsn"
+        ).fetchall()
+        # character(n) arrives padded from the snapshot and from the changes alike
+        assert rows == [("r", "1", "x" + " " * 21), ("c", "2", "y" + " " * 21)]
+        execute(conn, "update hist_log set delta = 0 where tid = 1")
+        execute(conn, "select pg_stat_force_next_flush()")  # what a few seconds of idling would do
+        # wal2json sends no update of a table without a replica identity: the table's statistics (which
+        # count it within seconds) stop the load instead
+        for _ in range(50):
+            try:
+                load_dataset(con, ds, Path("."), "run-3")
+            except SourceConfigError as err:
+                assert "declares cdc: {insert_only: true}, which cannot capture them" in str(err)
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("an update of an insert-only table was not noticed")
+    finally:
+        execute(conn, "select pg_drop_replication_slot('strata_hist_log_changes')")

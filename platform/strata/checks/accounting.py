@@ -5,6 +5,7 @@
 * ``quarantine_threshold`` (error): per partition, quarantined / read stays at or under the
   dataset's ``quarantine.max_pct``, so a broken feed cannot pass quietly.
 * ``schema_drift`` (warn): source columns the contract does not declare (kept in raw).
+* ``slot_lag`` (CDC) and ``quarantined_changes`` (the current state of a CDC dataset).
 """
 
 from __future__ import annotations
@@ -82,12 +83,32 @@ def quarantine_threshold(scope: Scope, dataset: Dataset, report: LoadReport) -> 
     )
 
 
-def slot_lag(dataset: Dataset, report: LoadReport) -> CheckOutcome:
-    """The WAL bytes a CDC source's replication slot still holds back after the load, at most ``max_lag_bytes``.
+def quarantined_changes(dataset: Dataset, report: LoadReport) -> CheckOutcome:
+    """The changes of a CDC dataset its current state cannot apply (NULL key, a value of the wrong type), warn.
 
-    An abandoned or slow slot keeps every WAL segment since its position and fills the source's
-    disk (PostgreSQL docs, "Replication Slots"). Measured by :mod:`strata.sources.cdc` after the
-    slot advanced.
+    They stay in raw and apply once valid (:mod:`strata.current_state`); until then the key keeps
+    its earlier state.
+    """
+    held = report.rows_quarantined
+    detail = (
+        f"{held:,} change(s) cannot be applied: see quarantine.{dataset.name} for each and why"
+        if held
+        else "every change applies"
+    )
+    return CheckOutcome(
+        "quarantined_changes",
+        "warn",
+        [PartitionResult(None, held == 0, detail)],
+        metadata={"changes_quarantined": held, "quarantine_table": f"quarantine.{dataset.name}"},
+    )
+
+
+def slot_lag(dataset: Dataset, report: LoadReport) -> CheckOutcome:
+    """The WAL bytes a CDC source's replication slot retains after the load, at most ``max_lag_bytes``.
+
+    An abandoned or slow slot keeps every WAL segment since its ``restart_lsn`` and fills the
+    source's disk (PostgreSQL docs, "Replication Slots"). Measured by :mod:`strata.sources.cdc`
+    after the slot advanced: ``pg_current_wal_lsn() - restart_lsn``.
     """
     cdc = dataset.source.cdc  # type: ignore[union-attr]
     lag = int(report.metadata.get("slot_lag_bytes", 0))

@@ -55,7 +55,9 @@ def evaluate(
     """Evaluate every check of ``dataset`` over ``window`` (``report``: the raw load just done)."""
     scope = scope_of(con, dataset, window)
     outcomes: list[CheckOutcome] = []
-    if report is not None:
+    if report is not None and dataset.apply_changes is not None:
+        outcomes.append(accounting.quarantined_changes(dataset, report))
+    if report is not None and dataset.layer == "raw":
         outcomes += [
             accounting.row_accounting(con, scope, dataset, report),
             accounting.quarantine_threshold(scope, dataset, report),
@@ -64,7 +66,7 @@ def evaluate(
             outcomes.append(accounting.schema_drift(scope, report))
         if dataset.is_cdc:
             outcomes.append(accounting.slot_lag(dataset, report))
-    if dataset.columns:
+    if dataset.columns and not dataset.is_cdc:  # a change log is verbatim: its contract is the current state's
         outcomes.append(schema.evaluate(con, scope, dataset))
     if dataset.select is not None and dataset.primary_key:
         outcomes.append(keys.evaluate(con, scope, dataset))

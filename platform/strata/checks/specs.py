@@ -40,11 +40,15 @@ def check_specs(dataset: Dataset) -> list[CheckSpec]:
                 CheckSpec(
                     "slot_lag",
                     cdc.lag_severity,
-                    f"The replication slot holds back at most {cdc.max_lag_bytes:,} bytes of WAL after the load.",
+                    f"The replication slot retains at most {cdc.max_lag_bytes:,} bytes of WAL after the load.",
                 )
             )
-    if dataset.columns:
+    if dataset.columns and not dataset.is_cdc:
         specs.append(CheckSpec("schema", "error", "Declared types, nullability, uniqueness, values, ranges, patterns."))
+    if dataset.apply_changes is not None:
+        specs.append(
+            CheckSpec("quarantined_changes", "warn", "Every change applies (none has a NULL key or a bad value).")
+        )
     if dataset.select is not None and dataset.primary_key:
         specs.append(CheckSpec("primary_key", "error", "No two rows share the primary key, and none lacks it."))
     for check in dataset.checks:

@@ -205,9 +205,7 @@ def build_dataset_asset(
                 if retry_policy is None:
                     raise
                 raise dg.Failure(str(err), allow_retries=False) from err
-            outcomes = runner.evaluate(
-                con, dataset, window, datasets, report if dataset.layer == "raw" else None, landing.path
-            )
+            outcomes = runner.evaluate(con, dataset, window, datasets, report, landing.path)
             if verdict is not None and verdict.skip:
                 outcomes = [o.restricted(verdict.build) for o in outcomes]
             results.record(con, key.to_user_string(), outcomes, context.run_id)

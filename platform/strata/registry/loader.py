@@ -154,12 +154,25 @@ def load_registry(paths: Iterable[Path], external_tables: Iterable[str] | Relati
             _add_history(registry, docs, dataset, external)
     broken_names = {b.name for b in registry.broken} | {d.name for _, _, d, _, _ in partial}
     _cross_check(registry, docs, external, broken_names)
+    _inherit_change_contracts(registry)
     # files with their own errors are still checked against the others: every error in one run
     readable = _known(registry, external)
     for path, doc, dataset, issues, unique in partial:
         more = _cross_issues(dataset.name, dataset, doc, registry, external, broken_names, Registry(), readable)
         registry.broken.append(_broken(path, doc, sorted(set(issues + more)), unique=unique))
     return registry
+
+
+def _inherit_change_contracts(registry: Registry) -> None:
+    """The current state of a CDC dataset that declares no columns takes the CDC dataset's (its contract).
+
+    Raw keeps a change log verbatim (text); the declared columns type and check the current state
+    (:mod:`strata.current_state`).
+    """
+    for name, dataset in list(registry.datasets.items()):
+        changes = registry.datasets.get(dataset.apply_changes or "")
+        if changes is not None and changes.is_cdc and not dataset.columns and changes.columns:
+            registry.datasets[name] = dataset.model_copy(update={"columns": changes.columns})
 
 
 def _add_history(registry: Registry, docs: dict[str, YamlDocument], snapshots: Dataset, external: Relations) -> None:

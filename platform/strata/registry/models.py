@@ -177,14 +177,21 @@ class ChangeCapture(StrictModel):
 
     ``slot`` is the logical replication slot (default ``strata_<dataset>``); Strata creates it
     with the ``wal2json`` plugin on the first load. ``max_lag_bytes`` is the WAL the slot may
-    hold back before the ``slot_lag`` check fails (an abandoned slot fills the source's disk).
+    retain before the ``slot_lag`` check fails (an abandoned slot fills the source's disk).
     A run reads at most about ``max_changes`` changes (whole transactions); the next run goes on.
+    The ``cdc_changes`` sensor runs the dataset every ``interval``, one run at a time.
     """
 
     slot: Identifier | None = None
     max_lag_bytes: int = Field(default=1_073_741_824, gt=0, description="Bytes of WAL (default 1 GiB).")
     lag_severity: Severity = "warn"
     max_changes: int = Field(default=1_000_000, gt=0)
+    insert_only: bool = Field(
+        default=False,
+        description="The table only ever gets inserts (a log): REPLICA IDENTITY FULL is not needed; "
+        "an update or delete stops the load.",
+    )
+    interval: Duration = Field(default="5m", description="How often the cdc sensor runs the dataset.")
 
 
 class PostgresSource(StrictModel):
@@ -408,34 +415,41 @@ class Quarantine(StrictModel):
 # --------------------------------------------------------------------------- change data capture
 
 #: The columns a CDC raw table adds to each change (besides the row image, and the load columns):
-#: ``_cdc_op`` (VARCHAR: ``r`` initial snapshot read, ``c`` insert, ``u`` update, ``d`` delete;
-#: Debezium's letters), ``_cdc_commit_lsn`` and ``_cdc_lsn`` (BIGINT: the commit's and the change's
-#: log sequence numbers), ``_cdc_seq`` (INTEGER: order among rows of one change) and
-#: ``_cdc_committed_at`` (TIMESTAMPTZ: the commit's time).
+#: ``_cdc_op`` (VARCHAR: ``s`` a snapshot starts, ``r`` a snapshot row, ``c`` insert, ``u`` update,
+#: ``d`` delete, ``t`` truncate; Debezium's letters and the snapshot marker), ``_cdc_commit_lsn``
+#: and ``_cdc_lsn`` (BIGINT: the commit's and the change's log sequence numbers), ``_cdc_seq``
+#: (INTEGER: order among the rows of one transaction) and ``_cdc_committed_at`` (TIMESTAMPTZ).
 CDC_COLUMNS = ("_cdc_op", "_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq", "_cdc_committed_at")
 #: One row per change: re-reading a change (after a crash) merges onto itself.
 CDC_KEY = ("_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq")
 
 
-def current_state_sql(changes: str, keys: list[str]) -> str:
+def current_state_sql(changes: str, keys: list[str], relation: str | None = None) -> str:
     """The SELECT of a CDC dataset's current state: per key the last change in log order, unless a delete.
 
-    Columns: the row image's and ``_cdc_lsn``, ``_cdc_committed_at`` of the change that set the row.
-    Log order is commit order, then order within the transaction: ``(_cdc_commit_lsn, _cdc_lsn,
-    _cdc_seq)``. A primary-key update is recorded as a delete of the old key and an insert of the
-    new one (Debezium does the same), so the old key disappears.
+    Reads ``raw.<changes>`` (or ``relation``, the same columns). Log order is commit order, then
+    order within the transaction: ``(_cdc_commit_lsn, _cdc_lsn, _cdc_seq)``. Only changes after the
+    last reset count: an ``s`` marker (a snapshot, whose ``r`` rows follow it) or a ``t``
+    (``TRUNCATE``) empties the state. A primary-key update is recorded as a delete of the old key
+    and an insert of the new one (Debezium does the same), so the old key disappears. Columns: the
+    row image's and ``_cdc_lsn``, ``_cdc_committed_at`` of the change that set the row.
     """
+    source = relation or f"raw.{changes}"
     key = ", ".join(f'"{k}"' for k in keys)
     dropped = ", ".join(
         f'"{c}"'
         for c in ("_cdc_rank", "_cdc_op", "_cdc_commit_lsn", "_cdc_seq", "_source_table", "_loaded_at", "_run_id")
     )
+    position = '["_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq"]'
     return (
         f"select * exclude ({dropped})\n"
         "from (\n"
         f"    select *, row_number() over (partition by {key}\n"
         '        order by "_cdc_commit_lsn" desc, "_cdc_lsn" desc, "_cdc_seq" desc) as "_cdc_rank"\n'
-        f"    from raw.{changes}\n"
+        f"    from {source} as changes\n"
+        "    where \"_cdc_op\" in ('r', 'c', 'u', 'd')\n"
+        f"        and {position} > coalesce((select max({position}) from {source} as resets\n"
+        "            where \"_cdc_op\" in ('s', 't')), [-1, -1, -1])\n"
         ") as changes\n"
         'where "_cdc_rank" = 1 and "_cdc_op" <> \'d\'\n'
     )

@@ -269,7 +269,7 @@ def _load(doc: YamlDocument, ds: Dataset) -> Iterator[Issue]:
             "replace rewrites the whole table; a partitioned dataset cannot use it",
             "use overwrite_partition (or merge)",
         )
-    if strategy == "merge" and not ds.primary_key:
+    if strategy == "merge" and not ds.primary_key and not ds.is_cdc:
         yield doc.issue(loc, "merge (upsert) needs a primary_key", "add primary_key: [id]")
     if strategy == "append" and not isinstance(ds.source, FilesSource):
         yield doc.issue(
@@ -419,10 +419,6 @@ def _cdc(doc: YamlDocument, ds: Dataset, src: PostgresSource) -> Iterator[Issue]
         )
     if ds.partitioning is not None:
         yield doc.issue(("partitioning",), "a CDC source is not partitioned: each run reads the changes since the last")
-    if not ds.primary_key:
-        yield doc.issue(
-            ("source", "mode"), "change data capture needs the table's primary_key", "add primary_key: [id]"
-        )
     if ds.load is not None and ds.load != "merge":
         yield doc.issue(("load",), "a CDC source is merged by change (log position)", "leave out 'load'")
 
