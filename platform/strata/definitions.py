@@ -21,6 +21,7 @@ from strata.defs.automation import (
     build_failure_alert_sensor,
     with_automation,
 )
+from strata.defs.cdc_sensor import build_cdc_sensor
 from strata.defs.dbt_assets import build_dbt_assets
 from strata.defs.dbt_project import dbt_project
 from strata.defs.freshness import build_freshness
@@ -101,6 +102,9 @@ def build_definitions(settings: Settings | None = None, config_dirs: list[Path] 
         build_automation_sensor(settings.sensor_interval_seconds),
         build_failure_alert_sensor(settings.alert_log),
     ]
+    cdc = build_cdc_sensor(list(registry.datasets.values()), group_jobs, settings.sensor_interval_seconds)
+    if cdc is not None:
+        sensors.append(cdc)
     if registry.broken:
         sensors.append(build_registry_errors_sensor(registry, keys))
     maintenance_job, maintenance_schedule = build_maintenance(settings.lake_snapshot_retention, transform_pool)

@@ -391,6 +391,23 @@ def test_the_guides_cdc_example_runs_in_dagster(postgres, monkeypatch, tmp_path,
             (1, "ann", Decimal("5.00"))
         ]
         assert platform.query("select count(*) from raw.accounts_changes") == [(5,)]  # s, r, r, u, d
+        # nothing runs a CDC dataset but the cdc_changes sensor: it asks for the changes and the state,
+        # then waits its interval, and never while a run of the dataset is in progress
+        sensor = platform.defs.resolve_sensor_def("cdc_changes")
+        context = dg.build_sensor_context(instance=platform.instance, definitions=platform.defs)
+        [request] = sensor.evaluate_tick(context).run_requests
+        assert set(request.asset_selection) == set(keys) and request.tags["strata/cdc"] == "accounts_changes"
+        again = dg.build_sensor_context(instance=platform.instance, definitions=platform.defs, cursor=context.cursor)
+        assert "no CDC dataset is due" in sensor.evaluate_tick(again).skip_message
+        platform.instance.add_run(
+            dg.DagsterRun(
+                job_name=request.job_name, run_id="r-active", tags=request.tags, status=dg.DagsterRunStatus.STARTED
+            )
+        )
+        later = dg.build_sensor_context(
+            instance=platform.instance, definitions=platform.defs, cursor='{"accounts_changes": 0}'
+        )
+        assert sensor.evaluate_tick(later).skip_message
     finally:
         execute(
             conn,
