@@ -135,7 +135,8 @@ def load_dataset(
         params = [datetime.now(UTC), run_id]
         with warehouse.transaction(con):
             written, extra = _write(con, dataset, _raw_select(dataset, ex, window, source_types), params, window, ex)
-            _write_quarantine(con, dataset, ex, window, source_types, params)
+            if not dataset.is_cdc:  # a change log quarantines nothing (the current state does)
+                _write_quarantine(con, dataset, ex, window, source_types, params)
         if ex.after_commit is not None:
             ex.after_commit()
         report = _report(con, dataset, ex, window, written)
@@ -187,7 +188,7 @@ def _validate(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None
     timezone = dataset.partitioning.timezone if dataset.partitioning else "UTC"
     typed = [
         f"{contract.typed_expr(c, source_types[c.name], csv, timezone)} as {contract.typed_name(c.name)}"
-        for c in dataset.columns
+        for c in ([] if dataset.is_cdc else dataset.columns)
     ]
     order = f"{warehouse.quote(ex.origin_column)}, {warehouse.quote(ex.row_column)}"
     # a CDC table has many changes per key: its primary key names the row the changes apply to
@@ -394,6 +395,8 @@ def _write(
         origin = warehouse.quote(ex.origin_column)
         warehouse.delete_where(con, table, f"{origin} in (select {origin} from {VALIDATED})")
         return warehouse.insert_by_name(con, table, select_sql, params), changed
+    if dataset.is_cdc:
+        return _write_changes(con, table, select_sql, params, changed)
     order = None
     source = dataset.source
     if isinstance(source, PostgresSource) and source.incremental is not None:
@@ -408,6 +411,27 @@ def _write(
         ).fetchall()[0][0]
         extra["high_water_mark"] = str(hwm)
     return inserted + updated, extra
+
+
+def _write_changes(con, table: str, select_sql: str, params: list, changed: dict) -> tuple[int, dict]:
+    """Append a CDC load's changes, replacing any it read before (inside the caller's transaction).
+
+    A load reads whole transactions in commit order from the slot's confirmed position, so the
+    changes it may share with raw (read again after a crash between the raw commit and the slot's
+    advance) are exactly raw's rows whose commit LSN falls in the batch's range: they are deleted
+    and written again, identical. Cheaper than a merge by ``(commit LSN, LSN, seq)``, same table.
+    """
+    low, high = con.execute(
+        f"select min(_cdc_commit_lsn), max(_cdc_commit_lsn) from {VALIDATED} where len(__violations) = 0"
+    ).fetchall()[0]
+    again = 0
+    if low is not None:
+        again = con.execute(
+            f"select count(*) from {warehouse.qualified(table)} where _cdc_commit_lsn between ? and ?", [low, high]
+        ).fetchall()[0][0]
+        warehouse.delete_where(con, table, "_cdc_commit_lsn between ? and ?", [low, high])
+    written = warehouse.insert_by_name(con, table, select_sql, params)
+    return written, {"rows_inserted": written - int(again), "rows_updated": 0, "rows_read_again": int(again), **changed}
 
 
 #: The column a dataset that builds incomplete partitions (``partitioning.incomplete: publish``)

@@ -180,12 +180,15 @@ def crashing_extract(con, dataset, window, **options):
         ex.after_commit = lambda: os._exit(9)  # the raw write committed, the slot did not advance
     return ex
 
-def crashing_quarantine(*args, **kwargs):
-    os._exit(9)  # inside the raw write's transaction: nothing committed
+write = loading._write_changes
+
+def crashing_write(*args, **kwargs):
+    write(*args, **kwargs)
+    os._exit(9)  # the changes written, inside the raw write's transaction: nothing committed
 
 cdc.extract = crashing_extract
 if where == "before_commit":
-    loading._write_quarantine = crashing_quarantine
+    loading._write_changes = crashing_write
 with duckdb.connect({warehouse!r}) as con:
     loading.load_dataset(con, changes_dataset({table!r}), Path("."), "crashing-run")
 """
@@ -422,8 +425,12 @@ def test_the_initial_read_is_the_slots_own_snapshot(source, con, monkeypatch):
     conn, table = source
     made = cdc.tempfile.mkstemp
 
-    def insert_first(*args, **kwargs):  # runs after SET TRANSACTION SNAPSHOT, before COPY
-        execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
+    calls = []
+
+    def insert_first(*args, **kwargs):  # the first runs after SET TRANSACTION SNAPSHOT, before COPY
+        if not calls:
+            execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
+        calls.append(args)
         return made(*args, **kwargs)
 
     monkeypatch.setattr(cdc.tempfile, "mkstemp", insert_first)

@@ -37,32 +37,24 @@ role needs the ``REPLICATION`` attribute and ``SELECT`` on the table.
 
 from __future__ import annotations
 
-import json
+import os
 import tempfile
-from contextlib import closing
-from decimal import Decimal
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import duckdb
 import psycopg2
-import pyarrow as pa
 from psycopg2.extras import LogicalReplicationConnection
 
 from strata import warehouse
 from strata.errors import CdcPositionLostError, SourceConfigError
 from strata.partition_window import PartitionWindow
 from strata.registry.models import CDC_COLUMNS, Dataset, PostgresSource
-from strata.sources import Extract
+from strata.sources import Extract, wal2json
 from strata.sources.postgres import connection_kwargs
 
 TEMP_TABLE = "__strata_cdc"
-#: wal2json options: format 2 (one message per change), with each change's LSN, the commit time,
-#: and the transaction's begin/commit messages (their LSN is the commit's).
-WAL2JSON_OPTIONS = (
-    "'format-version', '2', 'include-lsn', '1', 'include-timestamp', '1', 'include-transaction', '1', 'add-tables', %s"
-)
-#: Changes held in memory before they are written to DuckDB (rows): what bounds a load's memory.
-BATCH_ROWS = 50_000
 #: Operations: ``s`` snapshot marker, ``r`` snapshot row, ``c`` insert, ``u`` update, ``d`` delete,
 #: ``t`` truncate (Debezium's letters, and the two markers).
 RESET_OPS = ("s", "t")
@@ -83,17 +75,6 @@ def lsn_number(text: str) -> int:
 def lsn_text(number: int) -> str:
     """The PostgreSQL LSN text of a 64-bit integer (:func:`lsn_number` reversed)."""
     return f"{number >> 32:X}/{number & 0xFFFFFFFF:X}"
-
-
-def _text(value: object) -> str | None:
-    """A decoded value as text, as PostgreSQL writes it (booleans ``true``/``false``, json as text)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
 
 
 def _qualified(table: str) -> str:
@@ -136,112 +117,38 @@ def _table_info(cur, table: str, dataset: Dataset) -> tuple[list[str], list[str]
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-class _Batches:
-    """The changes of a load, written to a DuckDB temporary table :data:`BATCH_ROWS` at a time.
+def _create_target(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+    """The temporary table of a load's changes: the table's columns (VARCHAR), the CDC columns, ``_source_row``."""
+    cols = ", ".join(f"{warehouse.quote(c)} varchar" for c in columns)
+    con.execute(
+        f"create or replace temp table {TEMP_TABLE} ({cols}{', ' if cols else ''}_cdc_op varchar, "
+        "_cdc_commit_lsn bigint, _cdc_lsn bigint, _cdc_seq integer, _cdc_committed_at timestamptz, _source_row bigint)"
+    ).fetchall()
 
-    Columns: the table's (VARCHAR), ``_cdc_op``, ``_cdc_commit_lsn``, ``_cdc_lsn`` (BIGINT),
-    ``_cdc_seq`` (INTEGER), ``_cdc_committed_at`` (TIMESTAMPTZ), ``_source_row`` (BIGINT).
-    """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, columns: list[str], keys: list[str]):
-        self.con, self.columns, self.keys = con, columns, keys
-        self.rows: list[dict] = []
-        self.count = 0
-        self.seq = 0  # rows of the current transaction so far
-        self.schema = pa.schema(
-            [(c, pa.string()) for c in columns]
-            + [
-                ("_cdc_op", pa.string()),
-                ("_cdc_commit_lsn", pa.int64()),
-                ("_cdc_lsn", pa.int64()),
-                ("_cdc_seq", pa.int32()),
-                ("_cdc_committed_at", pa.string()),
-                ("_source_row", pa.int64()),
-            ]
-        )
-        con.execute(f"drop table if exists {TEMP_TABLE}").fetchall()
-        self._flush(force_create=True)
-
-    def begin(self) -> None:
-        """A transaction starts: its rows are numbered from 0 (``_cdc_seq``)."""
-        self.seq = 0
-
-    def add(self, op: str, image: dict, commit_lsn: int, lsn: int, seq: int, committed_at: str) -> None:
-        """One change row (``image``: column -> text)."""
-        row = {c: _text(image.get(c)) for c in self.columns}
-        row.update(_cdc_op=op, _cdc_commit_lsn=commit_lsn, _cdc_lsn=lsn, _cdc_seq=seq, _cdc_committed_at=committed_at)
-        self.count += 1
-        row["_source_row"] = self.count
-        self.rows.append(row)
-        if len(self.rows) >= BATCH_ROWS:
-            self._flush()
-
-    def change(self, message: dict, commit_lsn: int, committed_at: str) -> None:
-        """One wal2json change message (``I``, ``U``, ``D`` or ``T``).
-
-        Rows are numbered within their transaction (``_cdc_seq``): the changes of one multi-row
-        WAL record (``COPY``, a multi-insert) share their LSN, so the LSN alone would merge them.
-        """
-        lsn = lsn_number(message["lsn"])
-        new = {c["name"]: c["value"] for c in message.get("columns", [])}
-        old = {c["name"]: c["value"] for c in message.get("identity", [])}
-        action = message["action"]
-        rows: list[tuple[str, dict]] = []
-        if action == "I":
-            rows = [("c", new)]
-        elif action == "D":
-            rows = [("d", old)]
-        elif action == "T":
-            rows = [("t", {})]
-        elif action == "U":
-            new = {**old, **new}  # an unchanged TOASTed value is only in the old row
-            if old and any(old.get(k) != new.get(k) for k in self.keys):
-                rows = [("d", old), ("c", new)]
-            else:
-                rows = [("u", new)]
-        for op, image in rows:
-            self.add(op, image, commit_lsn, lsn, self.seq, committed_at)
-            self.seq += 1
-
-    def snapshot_file(self, path: Path, consistent_point: int, taken_at: str) -> int:
-        """The ``s`` marker and one ``r`` row per line of a ``COPY ... (FORMAT csv)`` file; returns the rows."""
-        self.add("s", {}, consistent_point, consistent_point, 0, taken_at)
-        self._flush()
-        types = "{" + ", ".join(f"{warehouse.literal(c)}: 'VARCHAR'" for c in self.columns) + "}"
-        reader = (
-            f"read_csv({warehouse.literal(str(path))}, header = false, columns = {types}, "
-            "nullstr = '', allow_quoted_nulls = false, quote = '\"', escape = '\"', auto_detect = false, "
-            "delim = ',', new_line = '\\n', parallel = false, max_line_size = 1073741824)"
-        )
-        cols = ", ".join(warehouse.quote(c) for c in self.columns)
-        start = self.count
-        inserted = self.con.execute(
-            f"insert into {TEMP_TABLE} select {cols}, 'r', ?, ?, (row_number() over ())::integer, "
-            f"?::timestamptz, ? + row_number() over () from {reader}",
-            [consistent_point, consistent_point, taken_at, start],
+def _insert_snapshot(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: list[str], consistent_point: int, taken_at: str
+) -> int:
+    """The ``s`` marker and one ``r`` row per line of a ``COPY ... (FORMAT csv)`` file; returns the ``r`` rows."""
+    con.execute(
+        f"insert into {TEMP_TABLE} by name select 's' as _cdc_op, ? as _cdc_commit_lsn, ? as _cdc_lsn, "
+        "0 as _cdc_seq, ?::timestamptz as _cdc_committed_at, 1 as _source_row",
+        [consistent_point, consistent_point, taken_at],
+    ).fetchall()
+    types = "{" + ", ".join(f"{warehouse.literal(c)}: 'VARCHAR'" for c in columns) + "}"
+    reader = (
+        f"read_csv({warehouse.literal(str(path))}, header = false, columns = {types}, "
+        "nullstr = '', allow_quoted_nulls = false, quote = '\"', escape = '\"', auto_detect = false, "
+        "delim = ',', new_line = '\\n', parallel = false, max_line_size = 1073741824)"
+    )
+    cols = ", ".join(warehouse.quote(c) for c in columns)
+    return int(
+        con.execute(
+            f"insert into {TEMP_TABLE} select {cols}{', ' if cols else ''}'r', ?, ?, "
+            "(row_number() over ())::integer, ?::timestamptz, 1 + row_number() over () from " + reader,
+            [consistent_point, consistent_point, taken_at],
         ).fetchall()[0][0]
-        self.count += int(inserted)
-        return int(inserted)
-
-    def _flush(self, force_create: bool = False) -> None:
-        if not self.rows and not force_create:
-            return
-        batch = pa.Table.from_pylist(self.rows, schema=self.schema)
-        self.con.register("__strata_cdc_batch", batch)
-        try:
-            select = "select * replace (_cdc_committed_at::timestamptz as _cdc_committed_at) from __strata_cdc_batch"
-            if force_create:
-                self.con.execute(f"create temp table {TEMP_TABLE} as {select} limit 0").fetchall()
-            if self.rows:
-                self.con.execute(f"insert into {TEMP_TABLE} {select}").fetchall()
-        finally:
-            self.con.unregister("__strata_cdc_batch")
-        self.rows = []
-
-    def finish(self) -> int:
-        """Write what is left; return the rows in all."""
-        self._flush()
-        return self.count
+    )
 
 
 def _slot_state(cur, slot: str) -> tuple[str, str | None] | None:
@@ -268,8 +175,10 @@ def _last_change(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> int | None
     return con.execute(f"select max(_cdc_commit_lsn) from {warehouse.qualified(dataset.table)}").fetchall()[0][0]
 
 
-def _snapshot(kwargs: dict, slot: str, table: str, columns: list[str], types: list[str], batches: _Batches) -> int:
-    """Create the slot with an exported snapshot and read ``table`` in that snapshot; returns the consistent point.
+def _snapshot(
+    con: duckdb.DuckDBPyConnection, kwargs: dict, slot: str, table: str, columns: list[str], types: list[str]
+) -> int:
+    """Create the slot with an exported snapshot and read ``table`` in that snapshot; returns the rows read.
 
     The replication connection stays open, idle, until the read is done: the exported snapshot
     lives as long as it does (PostgreSQL, "Exporting a Snapshot"). ``COPY`` writes each value with
@@ -298,20 +207,28 @@ def _snapshot(kwargs: dict, slot: str, table: str, columns: list[str], types: li
                     )
                 ]
                 relation = ".".join(psycopg2.extensions.quote_ident(p, snap) for p in table.split("."))
-                handle, name = tempfile.mkstemp(suffix=".csv", prefix="strata-cdc-")
-                path = Path(name)
-                try:
-                    with open(handle, "w", encoding="utf-8", newline="") as out:
+                with _spool() as path:
+                    with path.open("w", encoding="utf-8", newline="") as out:
                         cur.copy_expert(
                             f"COPY (select {', '.join(exprs)} from {relation}) TO STDOUT WITH (FORMAT csv)", out
                         )
-                    batches.snapshot_file(path, consistent_point, taken_at)
-                finally:
-                    path.unlink(missing_ok=True)
+                    rows = _insert_snapshot(con, path, columns, consistent_point, taken_at)
             snap.commit()
     finally:
         replication.close()
-    return consistent_point
+    return rows
+
+
+@contextmanager
+def _spool() -> Iterator[Path]:
+    """A temporary file for what PostgreSQL's ``COPY`` writes, removed however the load ends."""
+    handle, name = tempfile.mkstemp(suffix=".csv", prefix="strata-cdc-")
+    os.close(handle)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def extract(
@@ -334,7 +251,6 @@ def extract(
     table, slot = _qualified(source.table), slot_name(dataset)  # type: ignore[arg-type]
     kwargs = connection_kwargs(source.connection, dataset.name)
     metadata: dict = {"slot": slot, "source": table}
-    end_lsn: str | None = None
     with closing(psycopg2.connect(**kwargs)) as pg:
         pg.autocommit = True
         with pg.cursor() as cur:
@@ -348,43 +264,36 @@ def extract(
                     lost = "was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size)"
             if lost is not None:
                 raise CdcPositionLostError(dataset.name, slot, lost, lsn_text(_last_change(con, dataset) or 0))
-            batches = _Batches(con, columns, dataset.primary_key)
+            _create_target(con, columns)
+            snapshot_rows = 0
             if taken is None or resync:
                 # first load (or a slot left by a first load that never stored its snapshot), or a resync
                 if state is not None:
                     cur.execute("select pg_drop_replication_slot(%s)", [slot])
-                before = batches.count
-                _snapshot(kwargs, slot, table, columns, types, batches)
-                metadata["initial_snapshot_rows"] = batches.count - before - 1
-        with pg.cursor(name="strata_cdc_changes") as cur:
-            pg.autocommit = False
-            cur.itersize = 10_000
-            cur.execute(
-                "select lsn::text, data from pg_logical_slot_peek_changes(%s, NULL, %s, " + WAL2JSON_OPTIONS + ")",
-                [slot, source.cdc.max_changes, table],
-            )
-            commit_lsn, committed_at, transactions = 0, "", 0
-            for row_lsn, data in cur:
-                message = json.loads(data, parse_float=Decimal)
-                action = message["action"]
-                if action == "B":
-                    commit_lsn, committed_at = lsn_number(message["lsn"]), message["timestamp"]
-                    batches.begin()
-                elif action == "C":
-                    end_lsn, transactions = row_lsn, transactions + 1
-                elif action in ("U", "D") and source.cdc.insert_only:
-                    raise SourceConfigError(
-                        f"{dataset.name}: {table} had an {'update' if action == 'U' else 'delete'} (LSN "
-                        f"{message['lsn']}), but the dataset declares cdc: {{insert_only: true}}. Nothing was "
-                        f"loaded and the slot did not move: run ALTER TABLE {table} REPLICA IDENTITY FULL, drop "
-                        f"insert_only, and resync (strata cdc resync {dataset.name})"
-                    )
-                elif action in ("I", "U", "D", "T"):
-                    batches.change(message, commit_lsn, committed_at)
-        pg.rollback()
-    read = batches.finish()
-    metadata.update(changes_read=read, transactions_read=transactions)
+                snapshot_rows = _snapshot(con, kwargs, slot, table, columns, types)
+                metadata["initial_snapshot_rows"] = snapshot_rows
+            with _spool() as path:
+                with path.open("w", encoding="utf-8", newline="") as out:
+                    peek = cur.mogrify(
+                        "select n, lsn::text, data from pg_logical_slot_peek_changes(%s, NULL, %s, "
+                        + wal2json.OPTIONS
+                        + ") with ordinality as changes(lsn, xid, data, n)",
+                        [slot, source.cdc.max_changes, table],
+                    ).decode()
+                    cur.copy_expert(f"COPY ({peek}) TO STDOUT WITH (FORMAT csv)", out)
+                stored = con.execute(f"select count(*) from {TEMP_TABLE}").fetchall()[0][0]
+                decoded = wal2json.decode(con, path, TEMP_TABLE, columns, dataset.primary_key, stored)
+    if decoded.updates_or_deletes and source.cdc.insert_only:
+        raise SourceConfigError(
+            f"{dataset.name}: {table} had {decoded.updates_or_deletes:,} update(s) or delete(s), but the dataset "
+            "declares cdc: {insert_only: true}. Nothing was loaded and the slot did not move: run ALTER TABLE "
+            f"{table} REPLICA IDENTITY FULL, drop insert_only, and resync (strata cdc resync {dataset.name})"
+        )
+    end_lsn = decoded.end_lsn
+    read = con.execute(f"select count(*) from {TEMP_TABLE}").fetchall()[0][0]
+    metadata.update(changes_read=read, transactions_read=decoded.transactions)
     metadata["last_commit_lsn_read"] = end_lsn or "none"
+    transactions = decoded.transactions
 
     def advance() -> None:
         """Move the slot past what was read, then measure the WAL it still retains."""

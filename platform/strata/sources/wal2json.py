@@ -1,0 +1,131 @@
+"""wal2json's change stream, decoded by DuckDB: one row per change, in log order, every value as PostgreSQL's text.
+
+:mod:`strata.sources.cdc` writes what ``pg_logical_slot_peek_changes`` returns to a CSV file with
+``COPY`` (``n``, the message's order; ``lsn``; ``data``, one wal2json format-2 message), and
+:func:`decode` turns it into change rows with SQL: no Python per change, and nothing held in
+memory but what DuckDB streams. Messages: ``B`` (a transaction begins: its commit LSN and time),
+``I``/``U``/``D`` (a row: ``columns`` the new image, ``identity`` the old one), ``T`` (truncate),
+``C`` (commit). Numbers are read as the text wal2json wrote (:data:`NUMBER`), so a ``numeric``
+keeps its every digit; booleans as ``true``/``false``; other types as their output text.
+
+Per change: the row image, ``_cdc_op`` (``c`` insert, ``u`` update, ``d`` delete, ``t``
+truncate), ``_cdc_commit_lsn`` (the transaction's commit), ``_cdc_lsn``, ``_cdc_seq`` (order in the
+transaction), ``_cdc_committed_at``. An update that changes a key becomes a delete of the old key
+and an insert of the new one; an update's columns missing from its new image (an unchanged
+TOASTed value) keep the old image's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from strata import warehouse
+
+#: ``pg_logical_slot_peek_changes`` options: format 2 (one message per change), each change's LSN,
+#: the commit time, begin/commit messages (their LSN is the commit's), and only the captured table
+#: (``add-tables``, bound as a parameter).
+OPTIONS = (
+    "'format-version', '2', 'include-lsn', '1', 'include-timestamp', '1', 'include-transaction', '1', 'add-tables', %s"
+)
+#: A column's number as wal2json writes it (``"value":10.50``): quoted before DuckDB parses the JSON,
+#: so that it keeps its every digit (DuckDB reads a JSON number as a DOUBLE). Inside a JSON string a
+#: quote is escaped, so ``e":`` only occurs where a key ends: a value's text can never match.
+NUMBER = r'"value":(-?[0-9][0-9.eE+-]*)'
+QUOTED_NUMBERS = f"""regexp_replace(data, {warehouse.literal(NUMBER)}, '"value":"\\1"', 'g')::json"""
+
+MESSAGES = "__strata_wal2json"
+
+
+@dataclass
+class Decoded:
+    """What a decoded stream held: change rows written, committed transactions, and the last commit's LSN."""
+
+    rows: int
+    transactions: int
+    end_lsn: str | None
+    updates_or_deletes: int
+
+
+def lsn_sql(text: str) -> str:
+    """SQL of a PostgreSQL LSN text column (``16/B374D848``) as the BIGINT it stands for."""
+    return f"(('0x' || split_part({text}, '/', 1))::bigint * 4294967296 + ('0x' || split_part({text}, '/', 2))::bigint)"
+
+
+def decode(
+    con: duckdb.DuckDBPyConnection, path: Path, target: str, columns: list[str], keys: list[str], first_row: int
+) -> Decoded:
+    """Append the changes in the CSV file at ``path`` to the table ``target``.
+
+    ``target`` has the table's ``columns`` (VARCHAR), the CDC columns and ``_source_row``, which
+    counts on from ``first_row``.
+    """
+    con.execute(
+        f"create or replace temp table {MESSAGES} as select n, lsn, {QUOTED_NUMBERS} as j from read_csv("
+        f"{warehouse.literal(str(path))}, header = false, columns = {{'n': 'BIGINT', 'lsn': 'VARCHAR', "
+        "'data': 'VARCHAR'}, quote = '\"', escape = '\"', delim = ',', auto_detect = false, parallel = false, "
+        "max_line_size = 1073741824)"
+    ).fetchall()
+    try:
+        facts = con.execute(
+            f"select count(*) filter (where j->>'$.action' = 'C'), "
+            f"max_by(lsn, n) filter (where j->>'$.action' = 'C'), "
+            f"count(*) filter (where j->>'$.action' in ('U', 'D')) from {MESSAGES}"
+        ).fetchall()[0]
+        pairs = '\'[{"name": "VARCHAR", "value": "JSON"}]\''
+
+        def value(image: str, column: str) -> str:
+            return f"json_extract_string(list_filter({image}, x -> x.name = {warehouse.literal(column)})[1].value, '$')"
+
+        def present(image: str, column: str) -> str:
+            return f"len(list_filter({image}, x -> x.name = {warehouse.literal(column)})) > 0"
+
+        new = {c: value("cols", c) for c in columns}
+        old = {c: value("ident", c) for c in columns}
+        merged = {c: f"case when {present('cols', c)} then {new[c]} else {old[c]} end" for c in columns}
+        quoted = [warehouse.quote(c) for c in columns]
+
+        def image(values: dict[str, str] | None, op: str, sub: int, where: str) -> str:
+            exprs = [
+                f"{values[c]} as {q}" if values else f"null::varchar as {q}"
+                for c, q in zip(columns, quoted, strict=True)
+            ]
+            return f"select n, {sub} as sub, '{op}' as op, {', '.join(exprs)}, mlsn, txn from changes where {where}"
+
+        key_changed = " or ".join(f"{old[k]} is distinct from {merged[k]}" for k in keys) or "false"
+        rekeyed = f"action = 'U' and len(ident) > 0 and ({key_changed})"
+        cols = ", ".join(quoted)
+        inserted = con.execute(
+            f"""insert into {warehouse.quote(target)} by name
+            with messages as (
+                select n, j->>'$.action' as action, j->>'$.lsn' as mlsn, j->>'$.timestamp' as ts,
+                    coalesce(from_json(j->'$.columns', {pairs}), []) as cols,
+                    coalesce(from_json(j->'$.identity', {pairs}), []) as ident
+                from {MESSAGES}
+            ),
+            framed as (
+                select *, max(case when action = 'B' then n end) over (order by n rows unbounded preceding) as txn
+                from messages
+            ),
+            changes as (select * from framed where action in ('I', 'U', 'D', 'T')),
+            rows as (
+                {image(new, "c", 0, "action = 'I'")}
+                union all {image(old, "d", 0, "action = 'D'")}
+                union all {image(None, "t", 0, "action = 'T'")}
+                union all {image(merged, "u", 0, f"action = 'U' and not ({rekeyed})")}
+                union all {image(old, "d", 0, rekeyed)}
+                union all {image(merged, "c", 1, rekeyed)}
+            ),
+            begins as (select n as txn, mlsn as commit_text, ts from framed where action = 'B')
+            select {cols}, op as _cdc_op, {lsn_sql("b.commit_text")} as _cdc_commit_lsn,
+                {lsn_sql("r.mlsn")} as _cdc_lsn,
+                (row_number() over (partition by r.txn order by r.n, r.sub) - 1)::integer as _cdc_seq,
+                b.ts::timestamptz as _cdc_committed_at,
+                {first_row} + row_number() over (order by r.n, r.sub) as _source_row
+            from rows as r join begins as b on r.txn = b.txn"""
+        ).fetchall()[0][0]
+    finally:
+        con.execute(f"drop table if exists {MESSAGES}").fetchall()
+    return Decoded(int(inserted), int(facts[0]), facts[1], int(facts[2]))
