@@ -274,15 +274,11 @@ def extract(
                 metadata["initial_snapshot_rows"] = snapshot_rows
             with _spool() as path:
                 with path.open("w", encoding="utf-8", newline="") as out:
-                    peek = cur.mogrify(
-                        "select n, lsn::text, data from pg_logical_slot_peek_changes(%s, NULL, %s, "
-                        + wal2json.OPTIONS
-                        + ") with ordinality as changes(lsn, xid, data, n)",
-                        [slot, source.cdc.max_changes, table],
-                    ).decode()
-                    cur.copy_expert(f"COPY ({peek}) TO STDOUT WITH (FORMAT csv)", out)
+                    peek = cur.mogrify(wal2json.peek_sql(), [slot, source.cdc.max_changes, table]).decode()
+                    cur.copy_expert(f"COPY ({peek}) TO STDOUT WITH ({wal2json.COPY_OPTIONS})", out)
                 stored = con.execute(f"select count(*) from {TEMP_TABLE}").fetchall()[0][0]
-                decoded = wal2json.decode(con, path, TEMP_TABLE, columns, dataset.primary_key, stored)
+                exact = any(t.startswith("numeric") for t in types)
+                decoded = wal2json.decode(con, path, TEMP_TABLE, columns, dataset.primary_key, stored, exact)
     if decoded.updates_or_deletes and source.cdc.insert_only:
         raise SourceConfigError(
             f"{dataset.name}: {table} had {decoded.updates_or_deletes:,} update(s) or delete(s), but the dataset "

@@ -1,9 +1,9 @@
 """wal2json's change stream, decoded by DuckDB: one row per change, in log order, every value as PostgreSQL's text.
 
 :mod:`strata.sources.cdc` writes what ``pg_logical_slot_peek_changes`` returns to a CSV file with
-``COPY`` (``n``, the message's order; ``lsn``; ``data``, one wal2json format-2 message), and
-:func:`decode` turns it into change rows with SQL: no Python per change, and nothing held in
-memory but what DuckDB streams. Messages: ``B`` (a transaction begins: its commit LSN and time),
+``COPY (`` :func:`peek_sql` ``)`` (``n``, the message's order; ``lsn``; ``data``, one wal2json
+format-2 message), and :func:`decode` turns it into change rows with SQL: no Python per change.
+Messages: ``B`` (a transaction begins: its commit LSN and time),
 ``I``/``U``/``D`` (a row: ``columns`` the new image, ``identity`` the old one), ``T`` (truncate),
 ``C`` (commit). Numbers are read as the text wal2json wrote (:data:`NUMBER`), so a ``numeric``
 keeps its every digit; booleans as ``true``/``false``; other types as their output text.
@@ -25,16 +25,19 @@ import duckdb
 from strata import warehouse
 
 #: ``pg_logical_slot_peek_changes`` options: format 2 (one message per change), each change's LSN,
-#: the commit time, begin/commit messages (their LSN is the commit's), and only the captured table
-#: (``add-tables``, bound as a parameter).
+#: the commit time, begin/commit messages (their LSN is the commit's), no column types (the
+#: messages are a fifth smaller), and only the captured table (``add-tables``, bound as a parameter).
 OPTIONS = (
-    "'format-version', '2', 'include-lsn', '1', 'include-timestamp', '1', 'include-transaction', '1', 'add-tables', %s"
+    "'format-version', '2', 'include-lsn', '1', 'include-timestamp', '1', 'include-transaction', '1', "
+    "'include-types', '0', 'add-tables', %s"
 )
+#: How ``COPY`` writes the messages: tab-separated, never quoted (a JSON text holds no tab, newline
+#: or control character: wal2json escapes them), so DuckDB reads them as they are.
+COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01'"
 #: A column's number as wal2json writes it (``"value":10.50``): quoted before DuckDB parses the JSON,
 #: so that it keeps its every digit (DuckDB reads a JSON number as a DOUBLE). Inside a JSON string a
 #: quote is escaped, so ``e":`` only occurs where a key ends: a value's text can never match.
 NUMBER = r'"value":(-?[0-9][0-9.eE+-]*)'
-QUOTED_NUMBERS = f"""regexp_replace(data, {warehouse.literal(NUMBER)}, '"value":"\\1"', 'g')::json"""
 
 MESSAGES = "__strata_wal2json"
 
@@ -54,36 +57,69 @@ def lsn_sql(text: str) -> str:
     return f"(('0x' || split_part({text}, '/', 1))::bigint * 4294967296 + ('0x' || split_part({text}, '/', 2))::bigint)"
 
 
+#: A message's text with its numbers quoted (:data:`NUMBER`; RE2, in DuckDB).
+QUOTED = f"""regexp_replace(data, {warehouse.literal(NUMBER)}, '"value":"\\1"', 'g')"""
+#: The shape of a wal2json format-2 message, as DuckDB parses it (a value as its text).
+SHAPE = (
+    '{"action": "VARCHAR", "lsn": "VARCHAR", "timestamp": "VARCHAR", '
+    '"columns": [{"name": "VARCHAR", "value": "VARCHAR"}], "identity": [{"name": "VARCHAR", "value": "VARCHAR"}]}'
+)
+
+
+def peek_sql(options: str = OPTIONS) -> str:
+    """The query ``COPY`` runs on the source: each message's order, LSN and text.
+
+    Parameters: the slot, the most changes to read, the table (``add-tables``).
+    """
+    return (
+        "select n, lsn::text, data "
+        f"from pg_logical_slot_peek_changes(%s, NULL, %s, {options}) with ordinality as changes(lsn, xid, data, n)"
+    )
+
+
 def decode(
-    con: duckdb.DuckDBPyConnection, path: Path, target: str, columns: list[str], keys: list[str], first_row: int
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    target: str,
+    columns: list[str],
+    keys: list[str],
+    first_row: int,
+    exact_numbers: bool = True,
 ) -> Decoded:
-    """Append the changes in the CSV file at ``path`` to the table ``target``.
+    """Append the changes in the CSV file at ``path`` (written by ``COPY (`` :func:`peek_sql` ``)``) to ``target``.
 
     ``target`` has the table's ``columns`` (VARCHAR), the CDC columns and ``_source_row``, which
-    counts on from ``first_row``.
+    counts on from ``first_row``. A row image whose columns are all there (an insert, a delete, most
+    updates) is read by position; one with columns missing (an unchanged TOASTed value) by name.
+    ``exact_numbers``: the table has ``numeric`` columns, whose digits a JSON number would not keep
+    (quoted first, :data:`QUOTED`); integers and floats read exactly either way.
     """
+    text = QUOTED if exact_numbers else "data"
     con.execute(
-        f"create or replace temp table {MESSAGES} as select n, lsn, {QUOTED_NUMBERS} as j from read_csv("
-        f"{warehouse.literal(str(path))}, header = false, columns = {{'n': 'BIGINT', 'lsn': 'VARCHAR', "
-        "'data': 'VARCHAR'}, quote = '\"', escape = '\"', delim = ',', auto_detect = false, parallel = false, "
+        f"create or replace temp table {MESSAGES} as select n, lsn, "
+        f"from_json({text}, {warehouse.literal(SHAPE)}) as m "
+        f"from read_csv({warehouse.literal(str(path))}, header = false, columns = {{'n': 'BIGINT', 'lsn': 'VARCHAR', "
+        "'data': 'VARCHAR'}, quote = '\x01', escape = '\x01', delim = '\t', auto_detect = false, "
         "max_line_size = 1073741824)"
     ).fetchall()
     try:
         facts = con.execute(
-            f"select count(*) filter (where j->>'$.action' = 'C'), "
-            f"max_by(lsn, n) filter (where j->>'$.action' = 'C'), "
-            f"count(*) filter (where j->>'$.action' in ('U', 'D')) from {MESSAGES}"
+            "select count(*) filter (where m.action = 'C'), max_by(lsn, n) filter (where m.action = 'C'), "
+            f"count(*) filter (where m.action in ('U', 'D')) from {MESSAGES}"
         ).fetchall()[0]
-        pairs = '\'[{"name": "VARCHAR", "value": "JSON"}]\''
+        width = len(columns)
 
-        def value(image: str, column: str) -> str:
-            return f"json_extract_string(list_filter({image}, x -> x.name = {warehouse.literal(column)})[1].value, '$')"
+        def value(image: str, i: int, column: str) -> str:
+            by_name = f"list_filter({image}, x -> x.name = {warehouse.literal(column)})[1].value"
+            return f"case when len({image}) = {width} then {image}[{i + 1}].value else {by_name} end"
 
         def present(image: str, column: str) -> str:
-            return f"len(list_filter({image}, x -> x.name = {warehouse.literal(column)})) > 0"
+            return (
+                f"(len({image}) = {width} or len(list_filter({image}, x -> x.name = {warehouse.literal(column)})) > 0)"
+            )
 
-        new = {c: value("cols", c) for c in columns}
-        old = {c: value("ident", c) for c in columns}
+        new = {c: value("cols", i, c) for i, c in enumerate(columns)}
+        old = {c: value("ident", i, c) for i, c in enumerate(columns)}
         merged = {c: f"case when {present('cols', c)} then {new[c]} else {old[c]} end" for c in columns}
         quoted = [warehouse.quote(c) for c in columns]
 
@@ -92,17 +128,17 @@ def decode(
                 f"{values[c]} as {q}" if values else f"null::varchar as {q}"
                 for c, q in zip(columns, quoted, strict=True)
             ]
-            return f"select n, {sub} as sub, '{op}' as op, {', '.join(exprs)}, mlsn, txn from changes where {where}"
+            listed = "".join(f"{e}, " for e in exprs)
+            return f"select n, {sub} as sub, '{op}' as op, {listed}mlsn, txn from changes where {where}"
 
         key_changed = " or ".join(f"{old[k]} is distinct from {merged[k]}" for k in keys) or "false"
         rekeyed = f"action = 'U' and len(ident) > 0 and ({key_changed})"
-        cols = ", ".join(quoted)
+        cols = "".join(f"{q}, " for q in quoted)
         inserted = con.execute(
             f"""insert into {warehouse.quote(target)} by name
             with messages as (
-                select n, j->>'$.action' as action, j->>'$.lsn' as mlsn, j->>'$.timestamp' as ts,
-                    coalesce(from_json(j->'$.columns', {pairs}), []) as cols,
-                    coalesce(from_json(j->'$.identity', {pairs}), []) as ident
+                select n, m.action as action, m.lsn as mlsn, m.timestamp as ts,
+                    coalesce(m.columns, []) as cols, coalesce(m.identity, []) as ident
                 from {MESSAGES}
             ),
             framed as (
@@ -119,7 +155,7 @@ def decode(
                 union all {image(merged, "c", 1, rekeyed)}
             ),
             begins as (select n as txn, mlsn as commit_text, ts from framed where action = 'B')
-            select {cols}, op as _cdc_op, {lsn_sql("b.commit_text")} as _cdc_commit_lsn,
+            select {cols}op as _cdc_op, {lsn_sql("b.commit_text")} as _cdc_commit_lsn,
                 {lsn_sql("r.mlsn")} as _cdc_lsn,
                 (row_number() over (partition by r.txn order by r.n, r.sub) - 1)::integer as _cdc_seq,
                 b.ts::timestamptz as _cdc_committed_at,
