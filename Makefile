@@ -21,7 +21,7 @@ export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: run prod test install install-dev lint lock bench bench-lake clean
+.PHONY: run prod test install install-dev lint lock bench bench-lake bench-cdc clean
 
 $(VENV)/.base: requirements/base.txt pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh base
@@ -82,6 +82,12 @@ bench: install-dev
 bench-lake: install-dev
 	scripts/system-deps.sh postgresql
 	STRATA_DATA_DIR=$(CURDIR)/.strata/bench-lake STRATA_TPCH_SF=$${BENCH_SF:-1} $(BIN)/python bench/lake_writers.py
+
+# Change data capture against COPY and pg_recvlogical on a throwaway PostgreSQL (docs/benchmarks.md):
+# pgbench scale $${BENCH_CDC_SCALE:-10}, 100,000 accounts per step.
+bench-cdc: install-dev
+	scripts/system-deps.sh postgresql postgresql-15-wal2json
+	$(BIN)/python bench/cdc_capture.py
 
 # Re-pin requirements/*.txt from requirements/*.in (no index URLs are recorded).
 lock: install-dev

@@ -38,7 +38,15 @@ import pg_server  # noqa: E402
 PG_BIN = Path(os.environ.get("STRATA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SCALE = int(os.environ.get("BENCH_CDC_SCALE", "10"))
 CDC_START, CDC_END = "<!-- cdc -->", "<!-- /cdc -->"
-OPTIONS = ["format-version=2", "include-lsn=1", "include-timestamp=1", "include-transaction=1"]
+#: pg_recvlogical's wal2json options: Strata's own (strata.sources.wal2json.OPTIONS).
+OPTIONS = [
+    "format-version=2",
+    "include-lsn=1",
+    "include-timestamp=1",
+    "include-transaction=1",
+    "include-types=0",
+    "add-tables=public.pgbench_accounts",
+]
 
 CAPTURE = """
 import json, sys, time

@@ -146,6 +146,35 @@ def landing_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(filters=dg.RunsFilter(tags={"strata/trigger": "landing"})))
 
 
+def published_after(instance: dg.DagsterInstance, published: list[list[str]], since: float) -> bool:
+    """Every ``published`` asset was materialized after ``since`` and after the last update of its mart."""
+    for path in published:
+        publish = instance.get_latest_materialization_event(dg.AssetKey(path))
+        mart = instance.get_latest_materialization_event(dg.AssetKey(["marts", path[-1]]))
+        if publish is None or publish.timestamp <= since or (mart is not None and mart.timestamp >= publish.timestamp):
+            return False
+    return True
+
+
+def run_summary(instance: dg.DagsterInstance) -> list[tuple]:
+    """Each run in start order: its tags' trigger and partition, its assets, start and end (for a failure's message)."""
+    out = []
+    for run in instance.get_runs():
+        stats = instance.get_run_stats(run.run_id)
+        out.append(
+            (
+                stats.start_time,
+                stats.end_time,
+                run.tags.get("strata/trigger")
+                or run.tags.get("dagster/sensor_name")
+                or run.tags.get("dagster/backfill"),
+                run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start"),
+                sorted(k.to_user_string() for k in run.asset_selection or ()),
+            )
+        )
+    return sorted(out, key=lambda r: r[0] or 0)
+
+
 def settled(instance: dg.DagsterInstance) -> bool:
     """No run is queued, starting or running."""
     busy = [
@@ -205,14 +234,14 @@ def test_chunked_backfill_survives_a_daemon_kill_while_the_sensor_fires(stack):
         what="late run",
     )
     wait_for(lambda: settled(instance), 600, what="all runs finished")
-    # declarative automation publishes after the sensor's run
+    # declarative automation publishes after the sensor's run: every published table is newer than
+    # its mart's last update (whichever run made it), and nothing is left to run
     late_end = instance.get_run_stats(late.run_id).end_time
     wait_for(
-        lambda: (e := instance.get_latest_materialization_event(dg.AssetKey(published[0]))) and e.timestamp > late_end,
-        300,
+        lambda: published_after(instance, published, late_end) and settled(instance),
+        600,
         what="the automation's publish",
     )
-    wait_for(lambda: settled(instance), 600, what="all runs finished")
 
     runs = list(instance.get_runs())
     failed = [(r.run_id, r.job_name, r.status) for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
@@ -256,7 +285,7 @@ def test_chunked_backfill_survives_a_daemon_kill_while_the_sensor_fires(stack):
     with duckdb.connect(str(warehouse), read_only=True) as con:
         published = con.execute("select * from published.mart_revenue_daily order by all").fetchall()
         mart = con.execute("select * from marts.mart_revenue_daily order by all").fetchall()
-    assert published == mart and len(published) > 0
+    assert published == mart and len(published) > 0, run_summary(instance)
     assert not (Path(prod.env["STRATA_DATA_DIR"]) / "alerts.log").exists()
 
 
