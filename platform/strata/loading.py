@@ -147,6 +147,8 @@ def load_dataset(
     finally:
         for name in [*ex.cleanup, VALIDATED, REJECTED]:
             _drop(con, name)
+        if ex.release is not None:
+            ex.release()
     declared = {c.name for c in dataset.columns}
     report.new_columns = [c for c in source_types if declared and c not in declared]
     report.metadata.update(ex.metadata)
@@ -203,8 +205,10 @@ def _validate(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None
     rules += contract.duplicate_rules(keys, _existing_keys(con, dataset, ex, window) if keys else None)
     checks = "list_filter([" + ", ".join(rules) + "], lambda x: x is not null)" if rules else "[]::varchar[]"
     inner = f"select src.*{''.join(', ' + t for t in typed)}{rank} from {ex.relation} as src"
+    # a change log, with nothing to judge, is read from its spool files: a view, not a second copy
+    kind = "view" if dataset.is_cdc and not (typed or rank or rules or ex.params) else "table"
     con.execute(
-        f"create or replace temp table {VALIDATED} as select *, {checks} as __violations from ({inner})",
+        f"create or replace temp {kind} {VALIDATED} as select *, {checks} as __violations from ({inner})",
         ex.params,
     ).fetchall()
 
@@ -368,7 +372,11 @@ def _drop(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.unregister(name)
     except duckdb.Error:
         pass
-    con.execute(f"drop table if exists {warehouse.quote(name)}").fetchall()
+    for kind in ("table", "view"):  # "drop table" of a view is an error, and the other way round
+        try:
+            con.execute(f"drop {kind} if exists {warehouse.quote(name)}").fetchall()
+        except duckdb.CatalogException:
+            pass
 
 
 def _origin_text(con: duckdb.DuckDBPyConnection, ex: Extract) -> str:

@@ -423,17 +423,17 @@ def test_the_initial_read_is_the_slots_own_snapshot(source, con, monkeypatch):
     """A row committed after the slot is created but before the table is read is a change, never also a
     snapshot row: the read runs in the snapshot the slot exported."""
     conn, table = source
-    made = cdc.tempfile.mkstemp
+    made = cdc.Spool.path
 
     calls = []
 
-    def insert_first(*args, **kwargs):  # the first runs after SET TRANSACTION SNAPSHOT, before COPY
+    def insert_first(self, *args):  # the first runs after SET TRANSACTION SNAPSHOT, before COPY
         if not calls:
             execute(conn, f"insert into {table} values (3, 'cy', 5, 'HOUSEHOLD')")
         calls.append(args)
-        return made(*args, **kwargs)
+        return made(self, *args)
 
-    monkeypatch.setattr(cdc.tempfile, "mkstemp", insert_first)
+    monkeypatch.setattr(cdc.Spool, "path", insert_first)
     first = load_dataset(con, changes_dataset(table), Path("."), "run-1")
     assert first.metadata["initial_snapshot_rows"] == 2
     assert changes(con, table) == [("r", 1, "ann", 1), ("r", 2, "bob", 2), ("c", 3, "cy", 0)]
@@ -567,3 +567,65 @@ def test_a_key_less_insert_only_table_is_an_append_only_log(postgres, monkeypatc
             pytest.fail("an update of an insert-only table was not noticed")
     finally:
         execute(conn, "select pg_drop_replication_slot('strata_hist_log_changes')")
+
+
+def test_a_stream_decoded_in_small_chunks_is_the_stream_decoded_whole(source, con, monkeypatch):
+    """Two slots on one table, one decoded in chunks of 7 messages (transactions span chunks, a key
+    update and a delete among them), the other in one chunk: raw holds the same rows, order and all."""
+    from strata.sources import spool
+
+    conn, table = source
+    whole = changes_dataset(table)
+    chunked = whole.model_copy(update={"name": f"{table}_chunked"})
+    load_dataset(con, whole, Path("."), "first-whole")
+    load_dataset(con, chunked, Path("."), "first-chunked")
+    execute(conn, f"insert into {table} select i, 'n' || i, i, 'AUTOMOBILE' from generate_series(10, 40) as i")
+    execute(conn, f"update {table} set balance = balance + 1 where id < 20")
+    execute(conn, f"update {table} set id = 99 where id = 2; delete from {table} where id = 30")
+    execute(conn, f"truncate {table}; insert into {table} values (5, 'eve', 1.25, 'FURNITURE')")
+    load_dataset(con, whole, Path("."), "whole")
+    monkeypatch.setattr(spool, "CHUNK_LINES", 7)
+    report = load_dataset(con, chunked, Path("."), "chunked")
+    assert report.rows_read > 7 * 5  # several chunks
+
+    def rows(name: str) -> list[tuple]:
+        return con.execute(
+            "select _cdc_op, id, name, balance, segment, _cdc_commit_lsn, _cdc_lsn, _cdc_seq, _cdc_committed_at "
+            f"from raw.{name} where _cdc_op not in ('s', 'r') order by _cdc_commit_lsn, _cdc_lsn, _cdc_seq"
+        ).fetchall()
+
+    assert rows(f"{table}_chunked") == rows(f"{table}_changes")
+    seqs = con.execute(
+        f"select _cdc_commit_lsn, list(_cdc_seq order by _cdc_seq) from raw.{table}_chunked group by 1"
+    ).fetchall()
+    assert all(s == list(range(len(s))) for _, s in seqs if len(s) > 1)  # each transaction's order, unbroken
+
+
+def test_copy_output_is_split_at_line_ends_only(tmp_path):
+    """Whatever pieces ``COPY`` writes, each chunk holds at most N whole lines and together they are the input."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from strata.sources.spool import LineChunks, Spool
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(st.text(alphabet="ab\t{}é", max_size=12), max_size=40),
+        st.integers(1, 6),
+        st.lists(st.integers(1, 30), min_size=1, max_size=10),
+    )
+    def check(lines, per_chunk, cuts):
+        data = "".join(line + "\n" for line in lines).encode()
+        with Spool() as sp:
+            with LineChunks(sp, ".tsv", per_chunk) as out:
+                at, i = 0, 0
+                while at < len(data):
+                    size = cuts[i % len(cuts)]
+                    out.write(data[at : at + size])
+                    at, i = at + size, i + 1
+            parts = [f.read_bytes() for f in out.files]
+        assert b"".join(parts) == data
+        assert all(p.endswith(b"\n") and 0 < p.count(b"\n") <= per_chunk for p in parts)
+        assert len(parts) == -(-len(lines) // per_chunk)
+
+    check()

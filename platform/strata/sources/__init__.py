@@ -36,6 +36,7 @@ class Extract:
         units: how many files, pages or query batches were read.
         metadata: facts worth recording on the materialization (high-water mark, pages ...).
         cleanup: temporary objects to drop afterwards (registered views or temporary tables).
+        release: called once the load is over, whatever happened (removes a source's spool files).
         diagnose: called with a reading error; raises a clearer error naming the culprit, if it can.
     """
 
@@ -48,6 +49,7 @@ class Extract:
     units: int = 0
     metadata: dict = field(default_factory=dict)
     cleanup: list[str] = field(default_factory=list)
+    release: Callable[[], None] | None = None
     diagnose: Callable[[Exception], None] | None = None
     #: SQL of lines the reader rejected (wrong column count, bad quoting or encoding), run after
     #: the relation was read, with columns: origin, partition_date, line, reason, text.

@@ -37,10 +37,7 @@ role needs the ``REPLICATION`` attribute and ``SELECT`` on the table.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -53,8 +50,8 @@ from strata.partition_window import PartitionWindow
 from strata.registry.models import CDC_COLUMNS, Dataset, PostgresSource
 from strata.sources import Extract, wal2json
 from strata.sources.postgres import connection_kwargs
+from strata.sources.spool import LineChunks, Spool
 
-TEMP_TABLE = "__strata_cdc"
 #: Operations: ``s`` snapshot marker, ``r`` snapshot row, ``c`` insert, ``u`` update, ``d`` delete,
 #: ``t`` truncate (Debezium's letters, and the two markers).
 RESET_OPS = ("s", "t")
@@ -117,38 +114,46 @@ def _table_info(cur, table: str, dataset: Dataset) -> tuple[list[str], list[str]
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-def _create_target(con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
-    """The temporary table of a load's changes: the table's columns (VARCHAR), the CDC columns, ``_source_row``."""
-    cols = ", ".join(f"{warehouse.quote(c)} varchar" for c in columns)
-    con.execute(
-        f"create or replace temp table {TEMP_TABLE} ({cols}{', ' if cols else ''}_cdc_op varchar, "
-        "_cdc_commit_lsn bigint, _cdc_lsn bigint, _cdc_seq integer, _cdc_committed_at timestamptz, _source_row bigint)"
-    ).fetchall()
+def _empty(columns: list[str]) -> str:
+    """A SELECT of no change rows, with the columns and types of :class:`wal2json.Decoder`'s files."""
+    types = [*((c, "varchar") for c in columns), *CHANGE_TYPES]
+    return "select " + ", ".join(f"null::{t} as {warehouse.quote(c)}" for c, t in types) + " where false"
 
 
-def _insert_snapshot(
-    con: duckdb.DuckDBPyConnection, path: Path, columns: list[str], consistent_point: int, taken_at: str
+#: The load's own columns of a change row, and their types.
+CHANGE_TYPES = (
+    ("_cdc_op", "varchar"),
+    ("_cdc_commit_lsn", "bigint"),
+    ("_cdc_lsn", "bigint"),
+    ("_cdc_seq", "integer"),
+    ("_cdc_committed_at", "timestamptz"),
+    ("_source_row", "bigint"),
+)
+
+
+def _write_snapshot(
+    con: duckdb.DuckDBPyConnection, path: Path, out: Path, columns: list[str], consistent_point: int, taken_at: str
 ) -> int:
-    """The ``s`` marker and one ``r`` row per line of a ``COPY ... (FORMAT csv)`` file; returns the ``r`` rows."""
-    con.execute(
-        f"insert into {TEMP_TABLE} by name select 's' as _cdc_op, ? as _cdc_commit_lsn, ? as _cdc_lsn, "
-        "0 as _cdc_seq, ?::timestamptz as _cdc_committed_at, 1 as _source_row",
-        [consistent_point, consistent_point, taken_at],
-    ).fetchall()
+    """The ``s`` marker and one ``r`` row per line of a ``COPY ... (FORMAT csv)`` file, to Parquet at ``out``.
+
+    Returns the ``r`` rows. DuckDB streams the file (memory does not grow with the table).
+    """
     types = "{" + ", ".join(f"{warehouse.literal(c)}: 'VARCHAR'" for c in columns) + "}"
     reader = (
         f"read_csv({warehouse.literal(str(path))}, header = false, columns = {types}, "
         "nullstr = '', allow_quoted_nulls = false, quote = '\"', escape = '\"', auto_detect = false, "
         "delim = ',', new_line = '\\n', parallel = false, max_line_size = 1073741824)"
     )
-    cols = ", ".join(warehouse.quote(c) for c in columns)
-    return int(
-        con.execute(
-            f"insert into {TEMP_TABLE} select {cols}{', ' if cols else ''}'r', ?, ?, "
-            "(row_number() over ())::integer, ?::timestamptz, 1 + row_number() over () from " + reader,
-            [consistent_point, consistent_point, taken_at],
-        ).fetchall()[0][0]
-    )
+    cols = "".join(f"{warehouse.quote(c)}, " for c in columns)
+    nulls = "".join(f"null::varchar as {warehouse.quote(c)}, " for c in columns)
+    point, at = consistent_point, f"{warehouse.literal(taken_at)}::timestamptz"
+    con.execute(
+        f"copy (select {nulls}'s' as _cdc_op, {point}::bigint as _cdc_commit_lsn, {point}::bigint as _cdc_lsn, "
+        f"0 as _cdc_seq, {at} as _cdc_committed_at, 1::bigint as _source_row "
+        f"union all select {cols}'r', {point}::bigint, {point}::bigint, (row_number() over ())::integer, {at}, "
+        f"(1 + row_number() over ())::bigint from {reader}) to {warehouse.literal(str(out))} (format parquet)"
+    ).fetchall()
+    return int(con.execute(f"select count(*) - 1 from read_parquet({warehouse.literal(str(out))})").fetchall()[0][0])
 
 
 def _slot_state(cur, slot: str) -> tuple[str, str | None] | None:
@@ -176,9 +181,17 @@ def _last_change(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> int | None
 
 
 def _snapshot(
-    con: duckdb.DuckDBPyConnection, kwargs: dict, slot: str, table: str, columns: list[str], types: list[str]
-) -> int:
-    """Create the slot with an exported snapshot and read ``table`` in that snapshot; returns the rows read.
+    con: duckdb.DuckDBPyConnection,
+    kwargs: dict,
+    slot: str,
+    table: str,
+    columns: list[str],
+    types: list[str],
+    spool: Spool,
+) -> tuple[int, Path]:
+    """Create the slot with an exported snapshot and read ``table`` in that snapshot.
+
+    Returns the rows read and their Parquet file (:func:`_write_snapshot`).
 
     The replication connection stays open, idle, until the read is done: the exported snapshot
     lives as long as it does (PostgreSQL, "Exporting a Snapshot"). ``COPY`` writes each value with
@@ -207,37 +220,29 @@ def _snapshot(
                     )
                 ]
                 relation = ".".join(psycopg2.extensions.quote_ident(p, snap) for p in table.split("."))
-                with _spool() as path:
-                    with path.open("w", encoding="utf-8", newline="") as out:
-                        cur.copy_expert(
-                            f"COPY (select {', '.join(exprs)} from {relation}) TO STDOUT WITH (FORMAT csv)", out
-                        )
-                    rows = _insert_snapshot(con, path, columns, consistent_point, taken_at)
+                path, parquet = spool.path(".csv"), spool.path(".parquet")
+                with path.open("wb") as out:
+                    cur.copy_expert(
+                        f"COPY (select {', '.join(exprs)} from {relation}) TO STDOUT WITH (FORMAT csv)", out
+                    )
             snap.commit()
     finally:
         replication.close()
-    return rows
-
-
-@contextmanager
-def _spool() -> Iterator[Path]:
-    """A temporary file for what PostgreSQL's ``COPY`` writes, removed however the load ends."""
-    handle, name = tempfile.mkstemp(suffix=".csv", prefix="strata-cdc-")
-    os.close(handle)
-    path = Path(name)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
+    rows = _write_snapshot(con, path, parquet, columns, consistent_point, taken_at)
+    path.unlink()
+    return rows, parquet
 
 
 def extract(
     con: duckdb.DuckDBPyConnection, dataset: Dataset, window: PartitionWindow | None, resync: bool = False
 ) -> Extract:
-    """Read the table's changes since the last committed load into a DuckDB temporary table.
+    """Read the table's changes since the last committed load into Parquet files of a private spool directory.
 
     Columns: the table's columns (VARCHAR), :data:`strata.registry.models.CDC_COLUMNS`,
-    ``_source_table`` and ``_source_row``. The slot advances in the Extract's ``after_commit``.
+    ``_source_table`` and ``_source_row``. The stream is decoded in chunks of
+    :data:`strata.sources.spool.CHUNK_LINES` messages, so memory holds one chunk whatever the size
+    of a load or a transaction; the Extract's ``release`` removes the files. The slot advances in
+    the Extract's ``after_commit``.
     ``resync``: drop the slot (if any) and read the table again at a new one (``strata cdc resync``).
 
     Raises:
@@ -264,32 +269,46 @@ def extract(
                     lost = "was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size)"
             if lost is not None:
                 raise CdcPositionLostError(dataset.name, slot, lost, lsn_text(_last_change(con, dataset) or 0))
-            _create_target(con, columns)
-            snapshot_rows = 0
-            if taken is None or resync:
-                # first load (or a slot left by a first load that never stored its snapshot), or a resync
-                if state is not None:
-                    cur.execute("select pg_drop_replication_slot(%s)", [slot])
-                snapshot_rows = _snapshot(con, kwargs, slot, table, columns, types)
-                metadata["initial_snapshot_rows"] = snapshot_rows
-            with _spool() as path:
-                with path.open("w", encoding="utf-8", newline="") as out:
-                    peek = cur.mogrify(wal2json.peek_sql(), [slot, source.cdc.max_changes, table]).decode()
-                    cur.copy_expert(f"COPY ({peek}) TO STDOUT WITH ({wal2json.COPY_OPTIONS})", out)
-                stored = con.execute(f"select count(*) from {TEMP_TABLE}").fetchall()[0][0]
+            spool = Spool()
+            try:
+                files: list[Path] = []
+                snapshot_rows = 0
+                if taken is None or resync:
+                    # first load (or a slot left by a first load that never stored its snapshot), or a resync
+                    if state is not None:
+                        cur.execute("select pg_drop_replication_slot(%s)", [slot])
+                    snapshot_rows, snapshot_file = _snapshot(con, kwargs, slot, table, columns, types, spool)
+                    metadata["initial_snapshot_rows"] = snapshot_rows
+                    files.append(snapshot_file)
+                stored = snapshot_rows + 1 if files else 0
+                peek = cur.mogrify(wal2json.peek_sql(), [slot, source.cdc.max_changes, table]).decode()
+                with LineChunks(spool, ".tsv") as chunks:
+                    cur.copy_expert(f"COPY ({peek}) TO STDOUT WITH ({wal2json.COPY_OPTIONS})", chunks)
                 exact = any(t.startswith("numeric") for t in types)
-                decoded = wal2json.decode(con, path, TEMP_TABLE, columns, dataset.primary_key, stored, exact)
-    if decoded.updates_or_deletes and source.cdc.insert_only:
-        raise SourceConfigError(
-            f"{dataset.name}: {table} had {decoded.updates_or_deletes:,} update(s) or delete(s), but the dataset "
-            "declares cdc: {insert_only: true}. Nothing was loaded and the slot did not move: run ALTER TABLE "
-            f"{table} REPLICA IDENTITY FULL, drop insert_only, and resync (strata cdc resync {dataset.name})"
-        )
+                decoder = wal2json.Decoder(columns, dataset.primary_key, stored, exact)
+                for chunk in chunks.files:
+                    files.append(spool.path(".parquet"))
+                    decoder.chunk(con, chunk, files[-1])
+                    chunk.unlink()
+                decoded = decoder.decoded
+                if decoded.updates_or_deletes and source.cdc.insert_only:
+                    raise SourceConfigError(
+                        f"{dataset.name}: {table} had {decoded.updates_or_deletes:,} update(s) or delete(s), but the "
+                        "dataset declares cdc: {insert_only: true}. Nothing was loaded and the slot did not move: run "
+                        f"ALTER TABLE {table} REPLICA IDENTITY FULL, drop insert_only, and resync "
+                        f"(strata cdc resync {dataset.name})"
+                    )
+            except BaseException:
+                spool.close()
+                raise
     end_lsn = decoded.end_lsn
-    read = con.execute(f"select count(*) from {TEMP_TABLE}").fetchall()[0][0]
+    read = stored + decoded.rows
     metadata.update(changes_read=read, transactions_read=decoded.transactions)
     metadata["last_commit_lsn_read"] = end_lsn or "none"
     transactions = decoded.transactions
+    changes = (
+        f"read_parquet([{', '.join(warehouse.literal(str(f)) for f in files)}])" if files else f"({_empty(columns)})"
+    )
 
     def advance() -> None:
         """Move the slot past what was read, then measure the WAL it still retains."""
@@ -306,11 +325,11 @@ def extract(
         metadata.update(confirmed_lsn=confirmed, slot_lag_bytes=int(lag), max_lag_bytes=source.cdc.max_lag_bytes)
 
     return Extract(
-        relation=f"(select *, {warehouse.literal(table)} as _source_table from {TEMP_TABLE})",
+        relation=f"(select *, {warehouse.literal(table)} as _source_table from {changes})",
         origin_column="_source_table",
         units=transactions,
         metadata=metadata,
-        cleanup=[TEMP_TABLE],
+        release=spool.close,
         load_columns=CDC_COLUMNS,
         after_commit=advance,
     )

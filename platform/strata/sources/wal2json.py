@@ -44,12 +44,22 @@ MESSAGES = "__strata_wal2json"
 
 @dataclass
 class Decoded:
-    """What a decoded stream held: change rows written, committed transactions, and the last commit's LSN."""
+    """What a decoded stream held: change rows, committed transactions, the last commit's LSN, updates and deletes."""
 
-    rows: int
-    transactions: int
-    end_lsn: str | None
-    updates_or_deletes: int
+    rows: int = 0
+    transactions: int = 0
+    end_lsn: str | None = None
+    updates_or_deletes: int = 0
+
+
+@dataclass
+class _Open:
+    """The transaction a chunk ends inside: its ``B`` message's order, LSN and time, and its changes so far."""
+
+    txn: int
+    lsn: str
+    ts: str
+    seq: int = 0
 
 
 def lsn_sql(text: str) -> str:
@@ -77,37 +87,47 @@ def peek_sql(options: str = OPTIONS) -> str:
     )
 
 
-def decode(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    target: str,
-    columns: list[str],
-    keys: list[str],
-    first_row: int,
-    exact_numbers: bool = True,
-) -> Decoded:
-    """Append the changes in the CSV file at ``path`` (written by ``COPY (`` :func:`peek_sql` ``)``) to ``target``.
+class Decoder:
+    """Decodes a stream chunk by chunk (files of whole lines, in order), each to a Parquet file of change rows.
 
-    ``target`` has the table's ``columns`` (VARCHAR), the CDC columns and ``_source_row``, which
-    counts on from ``first_row``. A row image whose columns are all there (an insert, a delete, most
-    updates) is read by position; one with columns missing (an unchanged TOASTed value) by name.
-    ``exact_numbers``: the table has ``numeric`` columns, whose digits a JSON number would not keep
-    (quoted first, :data:`QUOTED`); integers and floats read exactly either way.
+    A transaction may span chunks: its ``B`` message (commit LSN, time) and the order of its
+    changes so far carry over, so the rows are those of one pass over the whole stream, while
+    memory holds one chunk. Output columns: the table's ``columns`` (VARCHAR), ``_cdc_op``,
+    ``_cdc_commit_lsn``, ``_cdc_lsn`` (BIGINT), ``_cdc_seq`` (INTEGER), ``_cdc_committed_at``
+    (TIMESTAMPTZ) and ``_source_row`` (BIGINT, counting on from ``first_row``). A row image whose
+    columns are all there (an insert, a delete, most updates) is read by position; one with
+    columns missing (an unchanged TOASTed value) by name. ``exact_numbers``: the table has
+    ``numeric`` columns, whose digits a JSON number would not keep (quoted first,
+    :data:`QUOTED`); integers and floats read exactly either way.
     """
-    text = QUOTED if exact_numbers else "data"
-    con.execute(
-        f"create or replace temp table {MESSAGES} as select n, lsn, "
-        f"from_json({text}, {warehouse.literal(SHAPE)}) as m "
-        f"from read_csv({warehouse.literal(str(path))}, header = false, columns = {{'n': 'BIGINT', 'lsn': 'VARCHAR', "
-        "'data': 'VARCHAR'}, quote = '\x01', escape = '\x01', delim = '\t', auto_detect = false, "
-        "max_line_size = 1073741824)"
-    ).fetchall()
-    try:
-        facts = con.execute(
+
+    def __init__(self, columns: list[str], keys: list[str], first_row: int, exact_numbers: bool = True) -> None:
+        self.columns, self.keys, self.exact_numbers = columns, keys, exact_numbers
+        self.next_row = first_row
+        self.decoded = Decoded()
+        self._open: _Open | None = None
+
+    def chunk(self, con: duckdb.DuckDBPyConnection, path: Path, out: Path) -> int:
+        """Decode the lines at ``path`` (of :func:`peek_sql`) to Parquet at ``out``; returns the change rows."""
+        text = QUOTED if self.exact_numbers else "data"
+        con.execute(
+            f"create or replace temp table {MESSAGES} as select n, lsn, "
+            f"from_json({text}, {warehouse.literal(SHAPE)}) as m "
+            f"from read_csv({warehouse.literal(str(path))}, header = false, columns = {{'n': 'BIGINT', "
+            "'lsn': 'VARCHAR', 'data': 'VARCHAR'}, quote = '\x01', escape = '\x01', delim = '\t', "
+            "auto_detect = false, max_line_size = 1073741824)"
+        ).fetchall()
+        try:
+            return self._write(con, out)
+        finally:
+            con.execute(f"drop table if exists {MESSAGES}").fetchall()
+
+    def _write(self, con: duckdb.DuckDBPyConnection, out: Path) -> int:
+        commits, end_lsn, changed = con.execute(
             "select count(*) filter (where m.action = 'C'), max_by(lsn, n) filter (where m.action = 'C'), "
             f"count(*) filter (where m.action in ('U', 'D')) from {MESSAGES}"
         ).fetchall()[0]
-        width = len(columns)
+        columns, width = self.columns, len(self.columns)
 
         def value(image: str, i: int, column: str) -> str:
             by_name = f"list_filter({image}, x -> x.name = {warehouse.literal(column)})[1].value"
@@ -131,18 +151,27 @@ def decode(
             listed = "".join(f"{e}, " for e in exprs)
             return f"select n, {sub} as sub, '{op}' as op, {listed}mlsn, txn from changes where {where}"
 
-        key_changed = " or ".join(f"{old[k]} is distinct from {merged[k]}" for k in keys) or "false"
+        key_changed = " or ".join(f"{old[k]} is distinct from {merged[k]}" for k in self.keys) or "false"
         rekeyed = f"action = 'U' and len(ident) > 0 and ({key_changed})"
-        cols = "".join(f"{q}, " for q in quoted)
-        inserted = con.execute(
-            f"""insert into {warehouse.quote(target)} by name
+        cols = "".join(f"{q}::varchar as {q}, " for q in quoted)
+        carried = self._open
+        # the transaction open at the end of the previous chunk: its begin, and its changes' order so far
+        open_txn, open_seq = (carried.txn, carried.seq) if carried else (-1, 0)
+        open_begin = (
+            f"union all select {carried.txn}, {warehouse.literal(carried.lsn)}, {warehouse.literal(carried.ts)}"
+            if carried
+            else ""
+        )
+        query = f"""
             with messages as (
                 select n, m.action as action, m.lsn as mlsn, m.timestamp as ts,
                     coalesce(m.columns, []) as cols, coalesce(m.identity, []) as ident
                 from {MESSAGES}
             ),
             framed as (
-                select *, max(case when action = 'B' then n end) over (order by n rows unbounded preceding) as txn
+                select *, coalesce(
+                    max(case when action = 'B' then n end) over (order by n rows unbounded preceding), {open_txn}
+                ) as txn
                 from messages
             ),
             changes as (select * from framed where action in ('I', 'U', 'D', 'T')),
@@ -154,14 +183,32 @@ def decode(
                 union all {image(old, "d", 0, rekeyed)}
                 union all {image(merged, "c", 1, rekeyed)}
             ),
-            begins as (select n as txn, mlsn as commit_text, ts from framed where action = 'B')
-            select {cols}op as _cdc_op, {lsn_sql("b.commit_text")} as _cdc_commit_lsn,
+            begins as (select n as txn, mlsn as commit_text, ts from framed where action = 'B' {open_begin})
+            select {cols}op::varchar as _cdc_op, {lsn_sql("b.commit_text")} as _cdc_commit_lsn,
                 {lsn_sql("r.mlsn")} as _cdc_lsn,
-                (row_number() over (partition by r.txn order by r.n, r.sub) - 1)::integer as _cdc_seq,
+                (row_number() over (partition by r.txn order by r.n, r.sub) - 1
+                    + case when r.txn = {open_txn} then {open_seq} else 0 end)::integer as _cdc_seq,
                 b.ts::timestamptz as _cdc_committed_at,
-                {first_row} + row_number() over (order by r.n, r.sub) as _source_row
+                ({self.next_row} + row_number() over (order by r.n, r.sub))::bigint as _source_row
             from rows as r join begins as b on r.txn = b.txn"""
-        ).fetchall()[0][0]
-    finally:
-        con.execute(f"drop table if exists {MESSAGES}").fetchall()
-    return Decoded(int(inserted), int(facts[0]), facts[1], int(facts[2]))
+        con.execute(f"copy ({query}) to {warehouse.literal(str(out))} (format parquet)").fetchall()
+        rows = con.execute(f"select count(*) from read_parquet({warehouse.literal(str(out))})").fetchall()[0][0]
+        begin = con.execute(
+            f"select n, m.lsn, m.timestamp from {MESSAGES} where m.action = 'B' order by n desc limit 1"
+        ).fetchall()
+        if begin:  # the chunk's last transaction: its changes in this chunk come after its begin
+            n, lsn, ts = begin[0]
+            in_it = con.execute(
+                f"select count(*) from read_parquet({warehouse.literal(str(out))}) where _cdc_commit_lsn = "
+                f"{lsn_sql(warehouse.literal(lsn))}"
+            ).fetchall()[0][0]
+            self._open = _Open(int(n), lsn, ts, int(in_it))
+        elif carried is not None:
+            carried.seq += int(rows)
+        self.next_row += int(rows)
+        d = self.decoded
+        d.rows += int(rows)
+        d.transactions += int(commits)
+        d.updates_or_deletes += int(changed)
+        d.end_lsn = end_lsn or d.end_lsn
+        return int(rows)
