@@ -629,3 +629,23 @@ def test_copy_output_is_split_at_line_ends_only(tmp_path):
         assert len(parts) == -(-len(lines) // per_chunk)
 
     check()
+
+
+def test_copy_runs_beside_the_decoding_and_its_error_is_raised(postgres, monkeypatch):
+    """``COPY`` writes chunks in a thread while the reader takes them in order; a failing ``COPY`` raises in the reader."""
+    import psycopg2
+
+    from strata.sources import spool
+
+    monkeypatch.setattr(spool, "CHUNK_LINES", 10)
+    conn = postgres.connect()
+    try:
+        with spool.Spool() as sp, conn.cursor() as cur:
+            chunks = [p.read_text() for p in cdc._stream(cur, "COPY (select generate_series(1, 25)) TO STDOUT", sp)]
+            assert [c.split() for c in chunks] == [[str(i) for i in range(a, min(a + 10, 26))] for a in (1, 11, 21)]
+        conn.rollback()
+        with spool.Spool() as sp, conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.DivisionByZero):
+                list(cdc._stream(cur, "COPY (select 1 / (i - 3) from generate_series(1, 5) as i) TO STDOUT", sp))
+    finally:
+        conn.close()

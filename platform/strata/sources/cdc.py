@@ -37,6 +37,9 @@ role needs the ``REPLICATION`` attribute and ``SELECT`` on the table.
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -233,6 +236,45 @@ def _snapshot(
     return rows, parquet
 
 
+def _stream(cur, copy: str, spool: Spool) -> Iterator[Path]:
+    """The chunk files of ``copy``'s output, each as soon as it is complete.
+
+    ``COPY`` runs in a thread of its own: PostgreSQL decodes the WAL (one core on the server)
+    while DuckDB decodes the chunks already written. At most :data:`AHEAD` chunks wait on disk.
+    Raises what ``COPY`` raised.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=AHEAD)
+    done = object()
+
+    def produce() -> None:
+        try:
+            with LineChunks(spool, ".tsv", on_file=ready.put) as chunks:
+                cur.copy_expert(copy, chunks)
+        except BaseException as err:  # handed to the reader, raised there
+            ready.put(err)
+        else:
+            ready.put(done)
+
+    worker = threading.Thread(target=produce, name="strata-cdc-copy", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        while worker.is_alive():  # a reader that stops early: let COPY finish into the spool
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+#: Chunks of the change stream written ahead of the decoding (each about 60 MB on disk).
+AHEAD = 4
+
+
 def extract(
     con: duckdb.DuckDBPyConnection, dataset: Dataset, window: PartitionWindow | None, resync: bool = False
 ) -> Extract:
@@ -282,11 +324,9 @@ def extract(
                     files.append(snapshot_file)
                 stored = snapshot_rows + 1 if files else 0
                 peek = cur.mogrify(wal2json.peek_sql(), [slot, source.cdc.max_changes, table]).decode()
-                with LineChunks(spool, ".tsv") as chunks:
-                    cur.copy_expert(f"COPY ({peek}) TO STDOUT WITH ({wal2json.COPY_OPTIONS})", chunks)
                 exact = any(t.startswith("numeric") for t in types)
                 decoder = wal2json.Decoder(columns, dataset.primary_key, stored, exact)
-                for chunk in chunks.files:
+                for chunk in _stream(cur, f"COPY ({peek}) TO STDOUT WITH ({wal2json.COPY_OPTIONS})", spool):
                     files.append(spool.path(".parquet"))
                     decoder.chunk(con, chunk, files[-1])
                     chunk.unlink()
