@@ -13,15 +13,17 @@ what the current state cannot apply, a NULL key or a value of the wrong type, is
   state starts again here), then one ``r`` row per table row, all at the consistent point. An
   empty table is snapshotted once: the marker says the snapshot was taken.
 * **Every load** reads the committed transactions after the slot's confirmed position (at most
-  about ``max_changes`` changes, whole transactions), in commit order, into DuckDB in batches of
-  :data:`BATCH_ROWS` (memory does not grow with a transaction's size). Each change keeps its row
+  about ``max_changes`` changes, whole transactions), in commit order. ``COPY`` writes the stream
+  to chunk files of :data:`strata.sources.spool.CHUNK_LINES` messages while DuckDB decodes the
+  chunks already written, each to a Parquet file, from which raw is written: memory holds a few
+  chunks, whatever the size of a load or a transaction. Each change keeps its row
   image (the new row; for a delete, the old one), ``_cdc_op``, commit and change LSN, order in the
   transaction and commit time (:data:`strata.registry.models.CDC_COLUMNS`). A primary-key update
   becomes a delete of the old key and an insert of the new one, as Debezium records it. A
   ``TRUNCATE`` is a change too: a ``t`` row at its LSN (the state is empty from there).
 * **Exactly once:** the slot advances only after the raw write committed
   (:attr:`strata.sources.Extract.after_commit`), so a crash before that reads the changes again;
-  raw merges by (commit LSN, LSN, seq), so a change read twice is stored once.
+  raw's rows in the load's commit-LSN range are replaced, so a change read twice is stored once.
 * **A lost position is said, not guessed.** A slot that was dropped, or invalidated because the
   server removed WAL it still needed, fails the load with :class:`~strata.errors.CdcPositionLostError`:
   changes since the last one in raw may be lost, and ``strata cdc resync <dataset>`` (``resync``)

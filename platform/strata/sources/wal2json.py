@@ -1,8 +1,9 @@
 """wal2json's change stream, decoded by DuckDB: one row per change, in log order, every value as PostgreSQL's text.
 
-:mod:`strata.sources.cdc` writes what ``pg_logical_slot_peek_changes`` returns to a CSV file with
-``COPY (`` :func:`peek_sql` ``)`` (``n``, the message's order; ``lsn``; ``data``, one wal2json
-format-2 message), and :func:`decode` turns it into change rows with SQL: no Python per change.
+:mod:`strata.sources.cdc` writes what ``pg_logical_slot_peek_changes`` returns to tab-separated
+chunk files with ``COPY (`` :func:`peek_sql` ``)`` (``n``, the message's order; ``lsn``; ``data``,
+one wal2json format-2 message), and a :class:`Decoder` turns each chunk into change rows with SQL
+(no Python per change), written to Parquet.
 Messages: ``B`` (a transaction begins: its commit LSN and time),
 ``I``/``U``/``D`` (a row: ``columns`` the new image, ``identity`` the old one), ``T`` (truncate),
 ``C`` (commit). Numbers are read as the text wal2json wrote (:data:`NUMBER`), so a ``numeric``
