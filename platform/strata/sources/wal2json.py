@@ -144,16 +144,19 @@ class Decoder:
         merged = {c: f"case when {present('cols', c)} then {new[c]} else {old[c]} end" for c in columns}
         quoted = [warehouse.quote(c) for c in columns]
 
-        def image(values: dict[str, str] | None, op: str, sub: int, where: str) -> str:
-            exprs = [
-                f"{values[c]} as {q}" if values else f"null::varchar as {q}"
-                for c, q in zip(columns, quoted, strict=True)
-            ]
-            listed = "".join(f"{e}, " for e in exprs)
-            return f"select n, {sub} as sub, '{op}' as op, {listed}mlsn, txn from changes where {where}"
-
         key_changed = " or ".join(f"{old[k]} is distinct from {merged[k]}" for k in self.keys) or "false"
-        rekeyed = f"action = 'U' and len(ident) > 0 and ({key_changed})"
+        # one row per change (an update of the key: its delete here, its insert below), in one scan
+        first = {
+            c: f"case when action = 'I' then {new[c]} when action = 'T' then null "
+            f"when action = 'D' or rekeyed then {old[c]} else {merged[c]} end"
+            for c in columns
+        }
+        listed = "".join(f"{first[c]} as {q}, " for c, q in zip(columns, quoted, strict=True))
+        again = "".join(f"{merged[c]} as {q}, " for c, q in zip(columns, quoted, strict=True))
+        op = (
+            "case action when 'I' then 'c' when 'T' then 't' when 'D' then 'd' "
+            "else case when rekeyed then 'd' else 'u' end end"
+        )
         cols = "".join(f"{q}::varchar as {q}, " for q in quoted)
         carried = self._open
         # the transaction open at the end of the previous chunk: its begin, and its changes' order so far
@@ -163,34 +166,44 @@ class Decoder:
             if carried
             else ""
         )
+        # the windows (each change's transaction and numbers) run over narrow rows, never sorting
+        # the row images: a change yields k rows (2 for an update of the key), numbered up to `upto`
         query = f"""
             with messages as (
                 select n, m.action as action, m.lsn as mlsn, m.timestamp as ts,
                     coalesce(m.columns, []) as cols, coalesce(m.identity, []) as ident
                 from {MESSAGES}
             ),
+            flags as (
+                select n, action, (action = 'U' and len(ident) > 0 and ({key_changed})) as rekeyed
+                from messages where action in ('B', 'I', 'U', 'D', 'T')
+            ),
             framed as (
-                select *, coalesce(
+                select n, action, rekeyed, 1 + rekeyed::integer as k, coalesce(
                     max(case when action = 'B' then n end) over (order by n rows unbounded preceding), {open_txn}
                 ) as txn
-                from messages
+                from flags
             ),
-            changes as (select * from framed where action in ('I', 'U', 'D', 'T')),
+            numbered as (
+                select n, rekeyed, k, txn,
+                    sum(k) over (order by n rows unbounded preceding) as upto,
+                    sum(k) over (partition by txn order by n rows unbounded preceding) as upto_txn
+                from framed where action <> 'B'
+            ),
+            changes as (
+                select m.*, f.rekeyed, f.k, f.txn, f.upto, f.upto_txn from messages as m join numbered as f using (n)
+            ),
             rows as (
-                {image(new, "c", 0, "action = 'I'")}
-                union all {image(old, "d", 0, "action = 'D'")}
-                union all {image(None, "t", 0, "action = 'T'")}
-                union all {image(merged, "u", 0, f"action = 'U' and not ({rekeyed})")}
-                union all {image(old, "d", 0, rekeyed)}
-                union all {image(merged, "c", 1, rekeyed)}
+                select 0 as sub, {op} as op, {listed}mlsn, txn, upto, upto_txn, k from changes
+                union all select 1 as sub, 'c' as op, {again}mlsn, txn, upto, upto_txn, k from changes where rekeyed
             ),
-            begins as (select n as txn, mlsn as commit_text, ts from framed where action = 'B' {open_begin})
+            begins as (select n as txn, mlsn as commit_text, ts from messages where action = 'B' {open_begin})
             select {cols}op::varchar as _cdc_op, {lsn_sql("b.commit_text")} as _cdc_commit_lsn,
                 {lsn_sql("r.mlsn")} as _cdc_lsn,
-                (row_number() over (partition by r.txn order by r.n, r.sub) - 1
-                    + case when r.txn = {open_txn} then {open_seq} else 0 end)::integer as _cdc_seq,
+                (r.upto_txn - r.k + r.sub + case when r.txn = {open_txn} then {open_seq} else 0 end)::integer
+                    as _cdc_seq,
                 b.ts::timestamptz as _cdc_committed_at,
-                ({self.next_row} + row_number() over (order by r.n, r.sub))::bigint as _source_row
+                ({self.next_row} + r.upto - r.k + 1 + r.sub)::bigint as _source_row
             from rows as r join begins as b on r.txn = b.txn"""
         con.execute(f"copy ({query}) to {warehouse.literal(str(out))} (format parquet)").fetchall()
         rows = con.execute(f"select count(*) from read_parquet({warehouse.literal(str(out))})").fetchall()[0][0]
