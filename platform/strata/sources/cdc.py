@@ -273,7 +273,7 @@ def _stream(cur, copy: str, spool: Spool) -> Iterator[Path]:
         worker.join()
 
 
-#: Chunks of the change stream written ahead of the decoding (each about 60 MB on disk).
+#: Chunks of the change stream written ahead of the decoding (each about 110 MB on disk).
 AHEAD = 4
 
 

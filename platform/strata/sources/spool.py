@@ -12,9 +12,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-#: Lines (wal2json messages) per chunk of a change stream: about 60 MB of text for a table of
-#: pgbench_accounts' width (one ``UPDATE`` message is about 560 bytes with its old row).
-CHUNK_LINES = 100_000
+#: Lines (wal2json messages) per chunk of a change stream: about 110 MB of text for a table of
+#: pgbench_accounts' width (one ``UPDATE`` message is about 560 bytes with its old row). Chunks of
+#: 100,000 decoded a fifth slower (DuckDB's threads have less to share) for 30 % less memory
+#: (docs/benchmarks.md, the change-capture section).
+CHUNK_LINES = 200_000
 
 
 class Spool:
