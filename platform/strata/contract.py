@@ -112,6 +112,23 @@ def _sql_value(value: object) -> str:
 SEP = "\x1f"
 
 
+def quarantine_columns(columns: Sequence[str], violations: str = "__violations") -> str:
+    """SQL of a quarantined row's ``_rule``, ``_column``, ``_reason`` (VARCHAR) and ``_payload`` (JSON text).
+
+    ``violations`` is the row's list of failures (:func:`column_rules` and the others); ``_rule``
+    and ``_column`` are the first one's, ``_reason`` lists them all (``rule on column: detail``,
+    separated by ``; ``), and ``_payload`` holds ``columns`` as they were read.
+    """
+    sep = f"chr({ord(SEP)})"
+    payload = "to_json(struct_pack(" + ", ".join(f"{quote(c)} := {quote(c)}" for c in columns) + "))"
+    return (
+        f"split_part({violations}[1], {sep}, 1) as _rule, split_part({violations}[1], {sep}, 2) as _column, "
+        f"array_to_string(list_transform({violations}, lambda v: split_part(v, {sep}, 1) || ' on ' || "
+        f"split_part(v, {sep}, 2) || ': ' || split_part(v, {sep}, 3)), '; ') as _reason, "
+        f"{payload}::varchar as _payload"
+    )
+
+
 def _failure(rule: str, column: str, condition: str, detail_sql: str) -> str:
     return f"case when {condition} then {literal(rule + SEP + column + SEP)} || ({detail_sql}) end"
 

@@ -61,16 +61,9 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, run_id: str = "") ->
             f"coalesce((select max([_cdc_commit_lsn, _cdc_lsn, _cdc_seq]) from {CHANGES} "
             "where _cdc_op in ('s', 't')), [-1, -1, -1])"
         )
-        sep = f"chr({ord(contract.SEP)})"
-        payload = (
-            "to_json(struct_pack(" + ", ".join(f"{warehouse.quote(c)} := {warehouse.quote(c)}" for c in have) + "))"
-        )
         quarantined = (
             f"select {warehouse.literal(source)} as _source, _cdc_commit_lsn, _cdc_lsn, _cdc_seq, _cdc_op, "
-            f"split_part(__violations[1], {sep}, 1) as _rule, split_part(__violations[1], {sep}, 2) as _column, "
-            f"array_to_string(list_transform(__violations, lambda v: split_part(v, {sep}, 1) || ' on ' || "
-            f"split_part(v, {sep}, 2) || ': ' || split_part(v, {sep}, 3)), '; ') as _reason, "
-            f"{payload}::varchar as _payload, now() as _loaded_at, {warehouse.literal(run_id)} as _run_id "
+            f"{contract.quarantine_columns(have)}, now() as _loaded_at, {warehouse.literal(run_id)} as _run_id "
             f"from {CHANGES} where len(__violations) > 0 and [_cdc_commit_lsn, _cdc_lsn, _cdc_seq] > {reset}"
         )
         with warehouse.transaction(con):

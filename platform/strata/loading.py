@@ -274,19 +274,11 @@ QUARANTINE_COLUMNS = (
 def _write_quarantine(con, dataset: Dataset, ex: Extract, window, source_types: dict[str, str], params) -> None:
     """Replace this load's part of ``quarantine.<name>`` with the rows that failed a rule."""
     table = f"quarantine.{dataset.name}"
-    sep = f"chr({ord(contract.SEP)})"
-    payload = (
-        "to_json(struct_pack(" + ", ".join(f"{warehouse.quote(c)} := {warehouse.quote(c)}" for c in source_types) + "))"
-    )
     select = (
         f"select {_partition_sql(dataset, ex, window)} as _partition_date, "
         f"{warehouse.quote(ex.origin_column)}::varchar as _source, "
-        f"{warehouse.quote(ex.row_column)}::bigint as _source_row, "
-        f"split_part(__violations[1], {sep}, 1) as _rule, split_part(__violations[1], {sep}, 2) as _column, "
-        f"array_to_string(list_transform(__violations, lambda v: split_part(v, {sep}, 1) || ' on ' || "
-        f"split_part(v, {sep}, 2) || ': ' || split_part(v, {sep}, 3)), '; ') as _reason, "
-        f"{payload}::varchar as _payload, ?::timestamptz as _loaded_at, ?::varchar as _run_id "
-        f"from {VALIDATED} where len(__violations) > 0"
+        f"{warehouse.quote(ex.row_column)}::bigint as _source_row, {contract.quarantine_columns(list(source_types))}, "
+        f"?::timestamptz as _loaded_at, ?::varchar as _run_id from {VALIDATED} where len(__violations) > 0"
     )
     all_params = list(params)
     if ex.rejects:
