@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from strata.defs.constants import WAREHOUSE_POOL
@@ -162,6 +163,12 @@ def test_the_manifest_is_parsed_again_only_when_a_project_file_changes(tmp_path)
     assert not manifest_is_current(manifest, project)
 
 
+#: The tests that watch the shared manifest, and the one that parses it again, on one worker one
+#: after the other: a parse on the other worker changed the manifest under the watch (fresh-ci).
+MANIFEST_GROUP = pytest.mark.xdist_group("dbt_manifest")
+
+
+@MANIFEST_GROUP
 def test_a_run_worker_under_dagster_dev_does_not_parse_the_dbt_project_again(dbt_manifest):
     """`dagster dev` sets DAGSTER_IS_DEV_CLI for every process it starts; dagster-dbt's
     prepare_if_dev would run `dbt parse` in each run worker (about 11 s here)."""
@@ -174,6 +181,7 @@ def test_a_run_worker_under_dagster_dev_does_not_parse_the_dbt_project_again(dbt
     assert dbt_manifest.stat().st_mtime_ns == before
 
 
+@MANIFEST_GROUP
 def test_readers_never_see_half_a_manifest_while_the_project_is_parsed(dbt_manifest):
     """`strata prepare` parses while runs started by a sensor, or test workers, load their
     definitions from the manifest without a lock: they must see the old manifest or the new one,
