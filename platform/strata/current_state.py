@@ -23,7 +23,7 @@ from __future__ import annotations
 import duckdb
 
 from strata import contract, warehouse
-from strata.registry.models import Column, Dataset, current_state_sql
+from strata.registry.models import Column, Dataset, current_state_sql, last_reset_sql
 
 CHANGES = "__strata_state_changes"
 
@@ -57,14 +57,11 @@ def build(con: duckdb.DuckDBPyConnection, dataset: Dataset, run_id: str = "") ->
         )
         valid = f"(select {image} from {CHANGES} where len(__violations) = 0)"
         state = current_state_sql(dataset.apply_changes or "", dataset.primary_key, relation=valid)
-        reset = (
-            f"coalesce((select max([_cdc_commit_lsn, _cdc_lsn, _cdc_seq]) from {CHANGES} "
-            "where _cdc_op in ('s', 't')), [-1, -1, -1])"
-        )
         quarantined = (
             f"select {warehouse.literal(source)} as _source, _cdc_commit_lsn, _cdc_lsn, _cdc_seq, _cdc_op, "
             f"{contract.quarantine_columns(have)}, now() as _loaded_at, {warehouse.literal(run_id)} as _run_id "
-            f"from {CHANGES} where len(__violations) > 0 and [_cdc_commit_lsn, _cdc_lsn, _cdc_seq] > {reset}"
+            f"from {CHANGES} where len(__violations) > 0 "
+            f"and [_cdc_commit_lsn, _cdc_lsn, _cdc_seq] > {last_reset_sql(CHANGES)}"
         )
         with warehouse.transaction(con):
             rows = warehouse.create_or_replace(con, dataset.table, state)

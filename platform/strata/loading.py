@@ -206,7 +206,7 @@ def _validate(con, dataset: Dataset, ex: Extract, window: PartitionWindow | None
     checks = "list_filter([" + ", ".join(rules) + "], lambda x: x is not null)" if rules else "[]::varchar[]"
     inner = f"select src.*{''.join(', ' + t for t in typed)}{rank} from {ex.relation} as src"
     # a change log, with nothing to judge, is read from its spool files: a view, not a second copy
-    kind = "view" if dataset.is_cdc and not (typed or rank or rules or ex.params) else "table"
+    kind = "view" if dataset.is_cdc and not (rules or ex.params) else "table"
     con.execute(
         f"create or replace temp {kind} {VALIDATED} as select *, {checks} as __violations from ({inner})",
         ex.params,

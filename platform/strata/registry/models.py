@@ -424,13 +424,28 @@ CDC_COLUMNS = ("_cdc_op", "_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq", "_cdc_commi
 CDC_KEY = ("_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq")
 
 
+#: The change operations after which a CDC state starts again empty: an ``s`` snapshot marker (its
+#: ``r`` rows follow) and a ``t`` (``TRUNCATE``).
+RESET_OPS = ("s", "t")
+
+
+def last_reset_sql(relation: str) -> str:
+    """SQL of the log position ``[_cdc_commit_lsn, _cdc_lsn, _cdc_seq]`` of ``relation``'s last reset.
+
+    A reset is a change in :data:`RESET_OPS`; ``[-1, -1, -1]`` if there is none.
+    """
+    ops = ", ".join(f"'{op}'" for op in RESET_OPS)
+    position = '["_cdc_commit_lsn", "_cdc_lsn", "_cdc_seq"]'
+    return f'coalesce((select max({position}) from {relation} as resets where "_cdc_op" in ({ops})), [-1, -1, -1])'
+
+
 def current_state_sql(changes: str, keys: list[str], relation: str | None = None) -> str:
     """The SELECT of a CDC dataset's current state: per key the last change in log order, unless a delete.
 
     Reads ``raw.<changes>`` (or ``relation``, the same columns). Log order is commit order, then
     order within the transaction: ``(_cdc_commit_lsn, _cdc_lsn, _cdc_seq)``. Only changes after the
-    last reset count: an ``s`` marker (a snapshot, whose ``r`` rows follow it) or a ``t``
-    (``TRUNCATE``) empties the state. A primary-key update is recorded as a delete of the old key
+    last reset count (:func:`last_reset_sql`): an ``s`` marker (a snapshot, whose ``r`` rows follow
+    it) or a ``t`` (``TRUNCATE``) empties the state. A primary-key update is recorded as a delete of the old key
     and an insert of the new one (Debezium does the same), so the old key disappears. Columns: the
     row image's and ``_cdc_lsn``, ``_cdc_committed_at`` of the change that set the row.
     """
@@ -448,8 +463,7 @@ def current_state_sql(changes: str, keys: list[str], relation: str | None = None
         '        order by "_cdc_commit_lsn" desc, "_cdc_lsn" desc, "_cdc_seq" desc) as "_cdc_rank"\n'
         f"    from {source} as changes\n"
         "    where \"_cdc_op\" in ('r', 'c', 'u', 'd')\n"
-        f"        and {position} > coalesce((select max({position}) from {source} as resets\n"
-        "            where \"_cdc_op\" in ('s', 't')), [-1, -1, -1])\n"
+        f"        and {position} > {last_reset_sql(source)}\n"
         ") as changes\n"
         'where "_cdc_rank" = 1 and "_cdc_op" <> \'d\'\n'
     )

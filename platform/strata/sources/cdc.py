@@ -57,10 +57,6 @@ from strata.sources import Extract, wal2json
 from strata.sources.postgres import connection_kwargs
 from strata.sources.spool import LineChunks, Spool
 
-#: Operations: ``s`` snapshot marker, ``r`` snapshot row, ``c`` insert, ``u`` update, ``d`` delete,
-#: ``t`` truncate (Debezium's letters, and the two markers).
-RESET_OPS = ("s", "t")
-
 
 def slot_name(dataset: Dataset) -> str:
     """The replication slot of a CDC dataset: ``cdc.slot``, or ``strata_<dataset>``."""
@@ -119,12 +115,6 @@ def _table_info(cur, table: str, dataset: Dataset) -> tuple[list[str], list[str]
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-def _empty(columns: list[str]) -> str:
-    """A SELECT of no change rows, with the columns and types of :class:`wal2json.Decoder`'s files."""
-    types = [*((c, "varchar") for c in columns), *CHANGE_TYPES]
-    return "select " + ", ".join(f"null::{t} as {warehouse.quote(c)}" for c, t in types) + " where false"
-
-
 #: The load's own columns of a change row, and their types.
 CHANGE_TYPES = (
     ("_cdc_op", "varchar"),
@@ -134,6 +124,12 @@ CHANGE_TYPES = (
     ("_cdc_committed_at", "timestamptz"),
     ("_source_row", "bigint"),
 )
+
+
+def _empty(columns: list[str]) -> str:
+    """A SELECT of no change rows, with the columns and types of :class:`wal2json.Decoder`'s files."""
+    types = [*((c, "varchar") for c in columns), *CHANGE_TYPES]
+    return "select " + ", ".join(f"null::{t} as {warehouse.quote(c)}" for c, t in types) + " where false"
 
 
 def _write_snapshot(
@@ -152,13 +148,13 @@ def _write_snapshot(
     cols = "".join(f"{warehouse.quote(c)}, " for c in columns)
     nulls = "".join(f"null::varchar as {warehouse.quote(c)}, " for c in columns)
     point, at = consistent_point, f"{warehouse.literal(taken_at)}::timestamptz"
-    con.execute(
+    written = con.execute(
         f"copy (select {nulls}'s' as _cdc_op, {point}::bigint as _cdc_commit_lsn, {point}::bigint as _cdc_lsn, "
         f"0 as _cdc_seq, {at} as _cdc_committed_at, 1::bigint as _source_row "
         f"union all select {cols}'r', {point}::bigint, {point}::bigint, (row_number() over ())::integer, {at}, "
         f"(1 + row_number() over ())::bigint from {reader}) to {warehouse.literal(str(out))} (format parquet)"
-    ).fetchall()
-    return int(con.execute(f"select count(*) - 1 from read_parquet({warehouse.literal(str(out))})").fetchall()[0][0])
+    ).fetchall()[0][0]
+    return int(written) - 1  # COPY returns the rows it wrote: the marker and the table's
 
 
 def _slot_state(cur, slot: str) -> tuple[str, str | None] | None:

@@ -104,7 +104,7 @@ class Decoder:
 
     def __init__(self, columns: list[str], keys: list[str], first_row: int, exact_numbers: bool = True) -> None:
         self.columns, self.keys, self.exact_numbers = columns, keys, exact_numbers
-        self.next_row = first_row
+        self.first_row = first_row
         self.decoded = Decoded()
         self._open: _Open | None = None
 
@@ -203,10 +203,9 @@ class Decoder:
                 (r.upto_txn - r.k + r.sub + case when r.txn = {open_txn} then {open_seq} else 0 end)::integer
                     as _cdc_seq,
                 b.ts::timestamptz as _cdc_committed_at,
-                ({self.next_row} + r.upto - r.k + 1 + r.sub)::bigint as _source_row
+                ({self.first_row + self.decoded.rows} + r.upto - r.k + 1 + r.sub)::bigint as _source_row
             from rows as r join begins as b on r.txn = b.txn"""
-        con.execute(f"copy ({query}) to {warehouse.literal(str(out))} (format parquet)").fetchall()
-        rows = con.execute(f"select count(*) from read_parquet({warehouse.literal(str(out))})").fetchall()[0][0]
+        rows = con.execute(f"copy ({query}) to {warehouse.literal(str(out))} (format parquet)").fetchall()[0][0]
         begin = con.execute(
             f"select n, m.lsn, m.timestamp from {MESSAGES} where m.action = 'B' order by n desc limit 1"
         ).fetchall()
@@ -219,7 +218,6 @@ class Decoder:
             self._open = _Open(int(n), lsn, ts, int(in_it))
         elif carried is not None:
             carried.seq += int(rows)
-        self.next_row += int(rows)
         d = self.decoded
         d.rows += int(rows)
         d.transactions += int(commits)
