@@ -19,7 +19,10 @@ child=$!
 alive() { kill -0 -- "-$child" 2>/dev/null; }
 
 stop() {
-  trap - INT TERM
+  # further INT/TERM are ignored, not reset to their default: with `trap -`, a second signal still
+  # pending when the handler ran (bash 5.2: "run_pending_traps: bad value in trap_list[15]") was
+  # re-sent with the default action, and the script died before stopping the command (fresh-ci)
+  trap '' INT TERM
   echo "stopping $1 (pid $child) ..." >&2
   kill -INT "$child" 2>/dev/null
   for _ in $(seq $((GRACE_SECONDS * 4))); do
