@@ -212,6 +212,7 @@ def _snapshot(
             snap.set_session(isolation_level="REPEATABLE READ", readonly=True)
             with snap.cursor() as cur:
                 cur.execute("SET TRANSACTION SNAPSHOT %s", [exported])
+                cur.execute(wal2json.BYTEA_OUTPUT)
                 cur.execute("select now()::text")
                 taken_at = cur.fetchone()[0]
                 exprs = [
@@ -299,6 +300,7 @@ def extract(
     with closing(psycopg2.connect(**kwargs)) as pg:
         pg.autocommit = True
         with pg.cursor() as cur:
+            cur.execute(wal2json.BYTEA_OUTPUT)  # as the snapshot's: the decoding runs in this session
             columns, types = _table_info(cur, table, dataset)
             state, taken = _slot_state(cur, slot), _snapshot_taken(con, dataset)
             lost = None
@@ -322,8 +324,7 @@ def extract(
                     files.append(snapshot_file)
                 stored = snapshot_rows + 1 if files else 0
                 peek = cur.mogrify(wal2json.peek_sql(), [slot, source.cdc.max_changes, table]).decode()
-                exact = any(t.startswith("numeric") for t in types)
-                decoder = wal2json.Decoder(columns, dataset.primary_key, stored, exact)
+                decoder = wal2json.Decoder(columns, dataset.primary_key, stored, types)
                 for chunk in _stream(cur, f"COPY ({peek}) TO STDOUT WITH ({wal2json.COPY_OPTIONS})", spool):
                     files.append(spool.path(".parquet"))
                     decoder.chunk(con, chunk, files[-1])

@@ -1,4 +1,4 @@
-"""wal2json's change stream, decoded by DuckDB: one row per change, in log order, every value as PostgreSQL's text.
+r"""wal2json's change stream, decoded by DuckDB: one row per change, in log order, every value as PostgreSQL's text.
 
 :mod:`strata.sources.cdc` writes what ``pg_logical_slot_peek_changes`` returns to tab-separated
 chunk files with ``COPY (`` :func:`peek_sql` ``)`` (``n``, the message's order; ``lsn``; ``data``,
@@ -7,7 +7,10 @@ one wal2json format-2 message), and a :class:`Decoder` turns each chunk into cha
 Messages: ``B`` (a transaction begins: its commit LSN and time),
 ``I``/``U``/``D`` (a row: ``columns`` the new image, ``identity`` the old one), ``T`` (truncate),
 ``C`` (commit). Numbers are read as the text wal2json wrote (:data:`NUMBER`), so a ``numeric``
-keeps its every digit; booleans as ``true``/``false``; other types as their output text.
+keeps its every digit; booleans as ``true``/``false``; a ``bytea`` with the ``\x`` that wal2json
+strips put back (:data:`BYTEA_OUTPUT`); other types as their output text, as ``COPY`` writes them
+for the snapshot. wal2json 2.5 writes a ``NaN`` or an infinite ``float``/``numeric`` as ``null``
+(2.6's ``numeric-data-types-as-string`` keeps them): that is lost before Strata reads it.
 
 Per change: the row image, ``_cdc_op`` (``c`` insert, ``u`` update, ``d`` delete, ``t``
 truncate), ``_cdc_commit_lsn`` (the transaction's commit), ``_cdc_lsn``, ``_cdc_seq`` (order in the
@@ -32,6 +35,9 @@ OPTIONS = (
     "'format-version', '2', 'include-lsn', '1', 'include-timestamp', '1', 'include-transaction', '1', "
     "'include-types', '0', 'add-tables', %s"
 )
+#: The session setting under which the snapshot's ``COPY`` and the decoding run: wal2json drops the
+#: first two characters of a ``bytea``'s text, assuming hex (``\x00ff``); the decoder puts them back.
+BYTEA_OUTPUT = "set bytea_output = 'hex'"
 #: How ``COPY`` writes the messages: tab-separated, never quoted (a JSON text holds no tab, newline
 #: or control character: wal2json escapes them), so DuckDB reads them as they are.
 COPY_OPTIONS = "FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01'"
@@ -89,7 +95,7 @@ def peek_sql(options: str = OPTIONS) -> str:
 
 
 class Decoder:
-    """Decodes a stream chunk by chunk (files of whole lines, in order), each to a Parquet file of change rows.
+    r"""Decodes a stream chunk by chunk (files of whole lines, in order), each to a Parquet file of change rows.
 
     A transaction may span chunks: its ``B`` message (commit LSN, time) and the order of its
     changes so far carry over, so the rows are those of one pass over the whole stream, while
@@ -97,13 +103,16 @@ class Decoder:
     ``_cdc_commit_lsn``, ``_cdc_lsn`` (BIGINT), ``_cdc_seq`` (INTEGER), ``_cdc_committed_at``
     (TIMESTAMPTZ) and ``_source_row`` (BIGINT, counting on from ``first_row``). A row image whose
     columns are all there (an insert, a delete, most updates) is read by position; one with
-    columns missing (an unchanged TOASTed value) by name. ``exact_numbers``: the table has
-    ``numeric`` columns, whose digits a JSON number would not keep (quoted first,
-    :data:`QUOTED`); integers and floats read exactly either way.
+    columns missing (an unchanged TOASTed value) by name. ``types``: the columns' PostgreSQL types
+    (``format_type``): a table with ``numeric`` columns, whose digits a JSON number would not keep,
+    has its numbers quoted first (:data:`QUOTED`; integers and floats read exactly either way);
+    a ``bytea`` gets its ``\x`` back.
     """
 
-    def __init__(self, columns: list[str], keys: list[str], first_row: int, exact_numbers: bool = True) -> None:
-        self.columns, self.keys, self.exact_numbers = columns, keys, exact_numbers
+    def __init__(self, columns: list[str], keys: list[str], first_row: int, types: list[str]) -> None:
+        self.columns, self.keys = columns, keys
+        self.exact_numbers = any(t.startswith("numeric") for t in types)
+        self.bytea = {c for c, t in zip(columns, types, strict=True) if t == "bytea"}
         self.first_row = first_row
         self.decoded = Decoded()
         self._open: _Open | None = None
@@ -132,7 +141,8 @@ class Decoder:
 
         def value(image: str, i: int, column: str) -> str:
             by_name = f"list_filter({image}, x -> x.name = {warehouse.literal(column)})[1].value"
-            return f"case when len({image}) = {width} then {image}[{i + 1}].value else {by_name} end"
+            text = f"case when len({image}) = {width} then {image}[{i + 1}].value else {by_name} end"
+            return f"('\\x' || {text})" if column in self.bytea else text
 
         def present(image: str, column: str) -> str:
             return (
@@ -151,13 +161,15 @@ class Decoder:
             f"when action = 'D' or rekeyed then {old[c]} else {merged[c]} end"
             for c in columns
         }
-        listed = "".join(f"{first[c]} as {q}, " for c, q in zip(columns, quoted, strict=True))
-        again = "".join(f"{merged[c]} as {q}, " for c, q in zip(columns, quoted, strict=True))
+        # the images' values by position (``__v0``...) until the last select names them: a table's
+        # column may be called like any of the query's own (``ts``, ``op``, ``k``)
+        listed = "".join(f"{first[c]} as __v{i}, " for i, c in enumerate(columns))
+        again = "".join(f"{merged[c]} as __v{i}, " for i, c in enumerate(columns))
         op = (
             "case action when 'I' then 'c' when 'T' then 't' when 'D' then 'd' "
             "else case when rekeyed then 'd' else 'u' end end"
         )
-        cols = "".join(f"{q}::varchar as {q}, " for q in quoted)
+        cols = "".join(f"r.__v{i}::varchar as {q}, " for i, q in enumerate(quoted))
         carried = self._open
         # the transaction open at the end of the previous chunk: its begin, and its changes' order so far
         open_txn, open_seq = (carried.txn, carried.seq) if carried else (-1, 0)
