@@ -752,3 +752,31 @@ def test_any_value_reads_the_same_in_the_snapshot_and_in_the_changes(postgres, m
         check()
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("column", ["_cdc_op", "_source_row", "_loaded_at"])
+def test_a_column_named_like_a_load_column_is_refused_before_the_slot_is_made(postgres, monkeypatch, con, column):
+    from strata.errors import ReservedColumnError
+
+    for key, value in postgres.env("SHOP").items():
+        monkeypatch.setenv(key, value)
+    conn = postgres.connect()
+    conn.autocommit = True
+    table = f"cust_reserved{column}"
+    execute(conn, f"drop table if exists {table}")
+    execute(conn, f'create table {table} (id int primary key, "{column}" text)')
+    execute(conn, f"alter table {table} replica identity full")
+    try:
+        with pytest.raises(ReservedColumnError, match=column) as err:
+            load_dataset(con, changes_dataset(table).model_copy(update={"columns": []}), Path("."), "run-1")
+        assert f"public.{table}" in str(err.value)
+        with conn.cursor() as cur:
+            cur.execute("select count(*) from pg_replication_slots where slot_name like %s", [f"%{table}%"])
+            assert cur.fetchone()[0] == 0
+    finally:
+        execute(
+            conn,
+            f"select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name like '%{table}%'",
+        )
+        execute(conn, f"drop table if exists {table}")
+        conn.close()

@@ -50,9 +50,10 @@ import psycopg2
 from psycopg2.extras import LogicalReplicationConnection
 
 from strata import warehouse
-from strata.errors import CdcPositionLostError, SourceConfigError
+from strata.errors import CdcPositionLostError, ReservedColumnError, SourceConfigError
 from strata.partition_window import PartitionWindow
 from strata.registry.models import CDC_COLUMNS, Dataset, PostgresSource
+from strata.registry.rules import RESERVED_COLUMNS
 from strata.sources import Extract, wal2json
 from strata.sources.postgres import connection_kwargs
 from strata.sources.spool import LineChunks, Spool
@@ -85,6 +86,8 @@ def _table_info(cur, table: str, dataset: Dataset) -> tuple[list[str], list[str]
     Raises:
         SourceConfigError: the table's updates and deletes would not carry their old rows
             (not ``REPLICA IDENTITY FULL``) and the dataset does not say it only gets inserts.
+        ReservedColumnError: a column is named like one of raw's load columns
+            (:data:`strata.registry.rules.RESERVED_COLUMNS`: ``_cdc_op``, ``_loaded_at`` ...).
     """
     source: PostgresSource = dataset.source  # type: ignore[assignment]
     cur.execute("select relreplident from pg_class where oid = %s::regclass", [table])
@@ -112,6 +115,10 @@ def _table_info(cur, table: str, dataset: Dataset) -> tuple[list[str], list[str]
         [table],
     )
     rows = cur.fetchall()
+    # refused before the slot exists: a slot nobody reads retains WAL on the source
+    clashes = sorted(r[0] for r in rows if r[0] in RESERVED_COLUMNS)
+    if clashes:
+        raise ReservedColumnError(dataset.name, clashes, table)
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
@@ -289,6 +296,7 @@ def extract(
     Raises:
         SourceConfigError: a connection variable is unset, the table cannot be captured as declared,
             or an insert-only table had an update or a delete.
+        ReservedColumnError: a column of the table is named like a load column (no slot is made).
         CdcPositionLostError: the slot was dropped or invalidated after a snapshot was stored.
         psycopg2.Error: the server refused (no ``wal2json``, ``wal_level`` not ``logical``, no
             ``REPLICATION`` attribute ...).
